@@ -1,0 +1,183 @@
+"""The settings tree, read once from `ONAIR__SECTION__KEY` variables (and a `.env` file).
+
+Every field has a default that works on one machine. The composition root (`onair.app`) builds
+one `Settings` and passes its parts down; nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(33000, ge=0, le=65535, description="Port the HTTP server listens on.")
+    trusted: str = Field(
+        "127.0.0.1",
+        description="Proxies whose X-Forwarded-* headers are trusted (uvicorn forwarded_allow_ips).",
+    )
+
+
+class StoreSettings(BaseModel):
+    url: str = Field(
+        "sqlite:///data/onair.db",
+        description=(
+            "Database URL: `sqlite:///PATH` (the embedded default; a relative PATH is under the "
+            "working directory) or `postgresql://USER@HOST:PORT/DB` for several nodes."
+        ),
+    )
+    pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections per node.")
+
+
+class EngineSettings(BaseModel):
+    node: str | None = Field(
+        None, description="Name of this node in runs and logs (default: host name and pid)."
+    )
+    lease: timedelta = Field(
+        timedelta(seconds=15),
+        description=(
+            "How long a node's claim on its runs lasts without a heartbeat. A node that dies has "
+            "its runs recovered by another once this has passed."
+        ),
+    )
+    lookahead: timedelta = Field(
+        timedelta(milliseconds=50),
+        description=(
+            "How early due runs are claimed; each then starts at its exact due instant. "
+            "Covers the claim's own commit time."
+        ),
+    )
+    max_running: int = Field(
+        1000, ge=1, description="Runs a node holds at once; more due runs wait or go to others."
+    )
+    claim_batch: int = Field(500, ge=1, le=10_000, description="Runs claimed per transaction.")
+    safety_poll: timedelta = Field(
+        timedelta(seconds=30),
+        description=(
+            "Longest sleep of the engine between looks at the store. Wake-ups come from changes; "
+            "this only bounds the damage of a lost notification."
+        ),
+    )
+
+
+class CleanerSettings(BaseModel):
+    reference: datetime = Field(
+        datetime(2000, 1, 1), description="A naive UTC instant the cleaning ticks are aligned to."
+    )
+    interval: timedelta = Field(
+        timedelta(days=1), description="How often finished tasks are cleaned (strategy `all`)."
+    )
+    enabled: bool = Field(True, description="Run the periodic cleaner.")
+
+
+class HttpSettings(BaseModel):
+    scheme: str = Field("http", description="URL scheme.")
+    host: str = Field("localhost", description="Host name.")
+    port: int | None = Field(None, ge=1, le=65535, description="Port (empty: none in the URL).")
+    path: str | None = Field(None, description="Base path (empty: none).")
+
+    @property
+    def url(self) -> str:
+        """`scheme://host[:port][/path]`, with one leading and no trailing slash on the path."""
+        url = f"{self.scheme}://{self.host}"
+        if self.port is not None:
+            url += f":{self.port}"
+        path = (self.path or "").strip("/")
+        return f"{url}/{path}" if path else url
+
+
+class NeighbourSettings(BaseModel):
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    timeout: timedelta = Field(
+        timedelta(seconds=10), description="Timeout of one HTTP request (connect, read, write)."
+    )
+
+
+def _neighbour(port: int) -> NeighbourSettings:
+    return NeighbourSettings(http=HttpSettings(port=port))
+
+
+class SrtSettings(BaseModel):
+    host: str = Field("localhost", description="emistream's SRT ingest host.")
+    port: int = Field(10000, ge=1, le=65535, description="emistream's SRT ingest port.")
+
+
+class EmistreamSettings(NeighbourSettings):
+    srt: SrtSettings = Field(default_factory=SrtSettings)
+
+
+class StreamSettings(BaseModel):
+    lead: timedelta = Field(
+        timedelta(minutes=15), description="How long before a broadcast its stream task starts."
+    )
+    reserve_before: timedelta = Field(
+        timedelta(seconds=10), description="How long before the broadcast the stream is reserved."
+    )
+    start_before: timedelta = Field(
+        timedelta(seconds=1), description="How long before the broadcast ffmpeg starts."
+    )
+    timeout: timedelta = Field(
+        timedelta(hours=1), description="Deadline for reserving the stream while it is busy."
+    )
+    window: timedelta = Field(
+        timedelta(days=60), description="How far back to look for a live recording to replay."
+    )
+    cache: Path = Field(Path("data/cache"), description="Where recordings are downloaded.")
+
+
+class OperationsSettings(BaseModel):
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+
+
+class SynchronizerSettings(BaseModel):
+    enabled: bool = Field(True, description="Keep stream tasks in sync with emishows.")
+    reference: datetime = Field(
+        datetime(2000, 1, 1), description="A naive UTC instant the cycles are aligned to."
+    )
+    interval: timedelta = Field(timedelta(minutes=1), description="Time between cycles.")
+    window: timedelta = Field(timedelta(days=1), description="How far ahead to synchronize.")
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["text", "json"] = Field("text", description="Log line format.")
+
+
+class Settings(BaseSettings):
+    """All of onair's settings. Environment: `ONAIR__SECTION__KEY`, e.g. `ONAIR__SERVER__PORT`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ONAIR__",
+        env_nested_delimiter="__",
+        env_parse_none_str="",
+        env_file=".env",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    cleaner: CleanerSettings = Field(default_factory=CleanerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    emishows: NeighbourSettings = Field(default_factory=lambda: _neighbour(35000))
+    emirecords: NeighbourSettings = Field(default_factory=lambda: _neighbour(31000))
+    emilounge: NeighbourSettings = Field(default_factory=lambda: _neighbour(28000))
+    emistream: EmistreamSettings = Field(
+        default_factory=lambda: EmistreamSettings(http=HttpSettings(port=10000))
+    )
+    operations: OperationsSettings = Field(default_factory=OperationsSettings)
+    synchronizer: SynchronizerSettings = Field(default_factory=SynchronizerSettings)
+    debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
+
+    @field_validator("store", mode="after")
+    @classmethod
+    def _known_database(cls, store: StoreSettings) -> StoreSettings:
+        if not store.url.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError(f"unsupported database URL {store.url!r}: use sqlite or postgresql")
+        return store

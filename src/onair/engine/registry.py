@@ -1,0 +1,102 @@
+"""The seam where operations plug into the engine.
+
+An operation is a small async unit, `run(parameters, dependencies, context) -> JSON`. Its
+`Parameters` model validates a task's parameters when the task is created, so a task that
+cannot run is refused at the door instead of failing later. Cancellation is asyncio's: the
+engine cancels the asyncio task of a run, and an operation that holds a subprocess must kill and
+reap it in a `finally` (see `onair.audio.ffmpeg`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from onair.engine.conditions import validate
+from onair.engine.policies import Policy
+from onair.errors import UnknownOperation
+from onair.timeutil import Clock
+
+JSON = Any
+"""A value that `json.dumps` accepts."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What an operation knows of the run it serves."""
+
+    task_id: UUID
+    run_id: UUID
+    due: datetime
+    attempt: int
+    owner: str | None
+    clock: Clock
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("onair.run"))
+
+    async def sleep_until(self, instant: datetime) -> None:
+        """Sleep until `instant` (aware) by this run's clock; returns at once if it is past."""
+        delay = (instant - self.clock.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class Operation(Protocol):
+    """One task type.
+
+    `name` is the wire name (`test`, `stream`, ...). `Parameters` validates the task's
+    parameters at creation (unknown fields are kept by the task but ignored by the model).
+    `policy` gives the defaults for misfire, overlap and retries of tasks of this type.
+
+    `run` returns the run's JSON result. It raises `OperationError` for an expected failure
+    (the run fails with its message); any other exception fails the run too, with its type and
+    message. It must honour `asyncio.CancelledError` promptly and leave no subprocess behind.
+    """
+
+    name: ClassVar[str]
+    Parameters: ClassVar[type[BaseModel]]
+    policy: ClassVar[Policy]
+
+    async def run(
+        self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
+    ) -> JSON: ...
+
+
+class Registry:
+    """Operations by wire name. Built by the composition root; the engine only reads it."""
+
+    def __init__(self, operations: Iterable[Operation] = ()) -> None:
+        self._operations: dict[str, Operation] = {}
+        for operation in operations:
+            self.add(operation)
+
+    def add(self, operation: Operation) -> None:
+        self._operations[operation.name] = operation
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._operations
+
+    def names(self) -> list[str]:
+        return sorted(self._operations)
+
+    def get(self, name: str) -> Operation:
+        """Raises: UnknownOperation."""
+        try:
+            return self._operations[name]
+        except KeyError:
+            raise UnknownOperation(name) from None
+
+    def parameters(self, name: str, parameters: Mapping[str, JSON], key: str) -> BaseModel:
+        """`parameters` validated for operation `name`.
+
+        Raises:
+            UnknownOperation: no such operation.
+            InvalidParameters: keyed `{key}.<field>`.
+        """
+        return validate(self.get(name).Parameters, parameters, key)

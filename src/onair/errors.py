@@ -1,0 +1,99 @@
+"""Domain errors. Each builds its message from the value that identifies the problem.
+
+OnairError
+├── NotFound                      (HTTP 404)
+│   └── TaskNotFound
+├── InvalidInput                  (HTTP 400 on /tasks, 422 on the user-facing API)
+│   ├── UnknownOperation
+│   ├── UnknownCondition
+│   ├── UnknownCleaningStrategy
+│   ├── InvalidParameters         one or more fields of a specification are wrong
+│   └── UnknownDependency
+├── Conflict                      (HTTP 409)
+│   └── TaskFinished              the task can no longer be cancelled
+└── OperationError                raised by operations; the run fails with its message
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+
+class OnairError(Exception):
+    """Base of every error onair raises on purpose."""
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class NotFound(OnairError):
+    pass
+
+
+class TaskNotFound(NotFound):
+    def __init__(self, task_id: UUID) -> None:
+        super().__init__(f"Task not found: {task_id}.")
+        self.task_id = task_id
+
+
+class InvalidInput(OnairError):
+    """The caller sent something onair cannot accept; `problems` name the fields."""
+
+    problems: Sequence[Problem] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One wrong field: `key` is a dotted path into the request (`condition.parameters.datetime`)."""
+
+    message: str
+    key: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"message": self.message} | ({"key": self.key} if self.key else {})
+
+
+class UnknownOperation(InvalidInput):
+    def __init__(self, type_: str) -> None:
+        super().__init__(f"Invalid operation: {type_}.")
+
+
+class UnknownCondition(InvalidInput):
+    def __init__(self, type_: str) -> None:
+        super().__init__(f"Invalid condition: {type_}.")
+
+
+class UnknownCleaningStrategy(InvalidInput):
+    def __init__(self, type_: str) -> None:
+        super().__init__(f"Invalid cleaning strategy: {type_}.")
+
+
+class InvalidParameters(InvalidInput):
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(
+            "; ".join(f"{p.key}: {p.message}" if p.key else p.message for p in self.problems)
+        )
+
+
+class UnknownDependency(InvalidInput):
+    def __init__(self, name: str, task_id: UUID) -> None:
+        super().__init__(f"Dependency {name} refers to an unknown task: {task_id}.")
+        self.problems = (Problem(str(self), f"dependencies.{name}"),)
+
+
+class Conflict(OnairError):
+    pass
+
+
+class TaskFinished(Conflict):
+    def __init__(self, task_id: UUID, status: str) -> None:
+        super().__init__(f"Task {task_id} is already {status} and cannot be cancelled.")
+
+
+class OperationError(OnairError):
+    """Raised inside an operation for an expected failure; the run fails with this message."""

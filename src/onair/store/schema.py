@@ -1,0 +1,129 @@
+"""The store's tables. All SQL lives in this package: tables here, statements in `queries.py`.
+
+Instants are stored by `Instant`, one type that keeps aware UTC datetimes the same way on SQLite
+and PostgreSQL, so no query has to know the dialect.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+
+
+class Instant(TypeDecorator[datetime]):
+    """An aware UTC instant. SQLite keeps it as naive UTC text (which sorts by time);
+    PostgreSQL as `timestamp with time zone`. Naive values are refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given where a UTC instant is required")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("operation", String(64), nullable=False),
+    Column("operation_parameters", JSON, nullable=False),
+    Column("condition", String(64), nullable=False),
+    Column("condition_parameters", JSON, nullable=False),
+    # {name: task id} exactly as given; `task_dependencies` indexes the same edges.
+    Column("dependencies", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("owner", String(128)),
+    Column("name", String(256)),
+    Column("policy", JSON),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    # The next occurrence of the task's trigger (None: the series is over).
+    Column("next_at", Instant),
+    # When the engine must act on the task: `next_at` while it can be claimed, otherwise None
+    # (finished, or waiting for dependencies). The engine's only index into the future.
+    Column("due_at", Instant, index=True),
+    Column("occurrences", Integer, nullable=False, default=0),
+    Column("runs", Integer, nullable=False, default=0),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("started_at", Instant),
+    Column("finished_at", Instant),
+    Column("last_outcome", String(16)),
+    Column("result", JSON),
+    Column("error", Text),
+    Index(None, "status", "created_at"),
+    Index(None, "owner", "created_at"),
+)
+
+task_dependencies = Table(
+    "task_dependencies",
+    metadata,
+    Column("task_id", Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(256), primary_key=True),
+    Column("dependency_id", Uuid, ForeignKey("tasks.id"), nullable=False, index=True),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("task_id", Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("node", String(128), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("due_at", Instant, nullable=False),
+    Column("started_at", Instant),
+    Column("finished_at", Instant),
+    # None while the run is in progress.
+    Column("outcome", String(16)),
+    Column("result", JSON),
+    Column("error", Text),
+    Index(None, "task_id", "due_at"),
+    Index(None, "outcome", "node"),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("started_at", Instant, nullable=False),
+    # A node's claims on its unfinished runs hold until this instant; heartbeats extend it.
+    Column("expires_at", Instant, nullable=False, index=True),
+)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)

@@ -1,0 +1,57 @@
+"""Instants and zones. Every instant onair stores or compares is an aware UTC datetime."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+
+class Clock(Protocol):
+    """The one source of "now". Injected everywhere so calendar logic can be tested as pure
+    functions with a fixed instant."""
+
+    def now(self) -> datetime:
+        """The current instant, aware, in UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def as_utc(value: datetime, zone: ZoneInfo | None = None) -> datetime:
+    """An aware UTC instant: a naive `value` is wall time in `zone` (UTC when None)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone or UTC)
+    return value.astimezone(UTC)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """The reference's wire format: naive, in UTC."""
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone called `name`.
+
+    Raises:
+        ValueError: no such zone (the message names it).
+    """
+    if name not in _zone_names():
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as 'Europe/Warsaw'")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {name!r}") from error
+
+
+_ZONES: set[str] = set()
+
+
+def _zone_names() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones())
+        _ZONES.add("UTC")
+    return _ZONES
