@@ -19,7 +19,7 @@ class ServerSettings(BaseModel):
     port: int = Field(33000, ge=0, le=65535, description="Port the HTTP server listens on.")
     trusted: str = Field(
         "127.0.0.1",
-        description="Proxies whose X-Forwarded-* headers are trusted (uvicorn forwarded_allow_ips).",
+        description="Proxies whose X-Forwarded-* headers are trusted (forwarded_allow_ips).",
     )
 
 

@@ -48,7 +48,7 @@ class InvalidInput(OnairError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One wrong field: `key` is a dotted path into the request (`condition.parameters.datetime`)."""
+    """One wrong field; `key` is its dotted path (`condition.parameters.datetime`)."""
 
     message: str
     key: str | None = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -55,3 +56,11 @@ def _zone_names() -> set[str]:
         _ZONES.update(available_timezones())
         _ZONES.add("UTC")
     return _ZONES
+
+
+def next_tick(reference: datetime, interval: timedelta, now: datetime) -> datetime:
+    """The first instant `reference + k * interval` (k an integer) strictly after `now`.
+    A naive `reference` is UTC."""
+    reference = as_utc(reference)
+    k = math.floor((now - reference) / interval) + 1
+    return reference + k * interval

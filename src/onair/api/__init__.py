@@ -1,1 +1,43 @@
-"""api."""
+"""The HTTP surfaces. `create_api` assembles the routers onto one FastAPI application."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from onair.api import tasks
+from onair.api.errors import install_reference_errors
+
+
+class StripTrailingSlash:
+    """`/tasks/` is `/tasks`, as on the reference, without a redirect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = dict(scope, path=re.sub("/+$", "", path) or "/")
+        await self.app(scope, receive, send)
+
+
+def create_api(
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """The application with both surfaces; `lifespan` provides `app.state.engine`."""
+    app = FastAPI(
+        title="onair",
+        summary="The scheduler for radio stations and audio platforms.",
+        version="0.1.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    install_reference_errors(app)
+    app.include_router(tasks.router)
+    app.add_middleware(StripTrailingSlash)
+    return app

@@ -79,6 +79,8 @@ tasks = Table(
     Column("due_at", Instant, index=True),
     Column("occurrences", Integer, nullable=False, default=0),
     Column("runs", Integer, nullable=False, default=0),
+    # Runs in progress (more than one only under the `allow` overlap policy).
+    Column("active", Integer, nullable=False, default=0),
     Column("attempt", Integer, nullable=False, default=0),
     Column("started_at", Instant),
     Column("finished_at", Instant),

@@ -1,0 +1,187 @@
+"""Wire models of the Tasks API (`/tasks`), shaped exactly as the reference's (contract §1.2):
+single-word field names, naive-UTC timestamps, parameters echoed verbatim."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from onair.engine.models import Run, Status, Task
+from onair.timeutil import naive_utc
+
+NaiveUTC = Annotated[
+    datetime,
+    PlainSerializer(lambda value: naive_utc(value).isoformat(), return_type=str),
+]
+"""An instant written as the reference writes it: naive UTC, `isoformat()`."""
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+
+class Specification(_Wire):
+    type: str = Field(max_length=64)
+    parameters: dict[str, Any]
+
+
+class TaskModel(_Wire):
+    id: UUID
+    operation: Specification
+    condition: Specification
+    dependencies: dict[str, UUID]
+
+    @classmethod
+    def of(cls, task: Task) -> TaskModel:
+        return cls(
+            id=task.id,
+            operation=Specification(
+                type=task.operation.type, parameters=dict(task.operation.parameters)
+            ),
+            condition=Specification(
+                type=task.condition.type, parameters=dict(task.condition.parameters)
+            ),
+            dependencies=dict(task.dependencies),
+        )
+
+
+class ScheduleRequest(_Wire):
+    operation: Specification
+    condition: Specification
+    dependencies: dict[str, UUID]
+    policy: dict[str, Any] | None = Field(
+        None,
+        description="onair's addition: retry, misfire_grace, overlap and catch_up overrides.",
+    )
+
+
+class TaskIndex(BaseModel):
+    pending: list[UUID]
+    running: list[UUID]
+    cancelled: list[UUID]
+    failed: list[UUID]
+    completed: list[UUID]
+
+
+class GenericTask(BaseModel):
+    task: TaskModel
+    status: Status
+    next: NaiveUTC | None = Field(None, description="onair: the next due instant.")
+    runs: int = Field(0, description="onair: runs started so far.")
+    outcome: str | None = Field(None, description="onair: how the latest run ended.")
+
+
+class PendingTask(BaseModel):
+    task: TaskModel
+    scheduled: NaiveUTC
+
+
+class RunningTask(PendingTask):
+    started: NaiveUTC
+
+
+class CancelledTask(PendingTask):
+    started: NaiveUTC | None
+    cancelled: NaiveUTC
+
+
+class FailedTask(PendingTask):
+    started: NaiveUTC
+    failed: NaiveUTC
+    error: str
+
+
+class CompletedTask(PendingTask):
+    started: NaiveUTC
+    completed: NaiveUTC
+    result: Any
+
+
+class CleanRequest(_Wire):
+    strategy: Specification
+
+
+class CleaningResult(BaseModel):
+    removed: list[UUID]
+
+
+class RunModel(BaseModel):
+    id: UUID
+    attempt: int
+    node: str
+    due: NaiveUTC
+    started: NaiveUTC | None
+    finished: NaiveUTC | None
+    lateness: float | None = Field(description="Seconds from the due instant to the start.")
+    outcome: str | None
+    result: Any
+    error: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunModel:
+        return cls(
+            id=run.id,
+            attempt=run.attempt,
+            node=run.node,
+            due=run.due_at,
+            started=run.started_at,
+            finished=run.finished_at,
+            lateness=run.lateness,
+            outcome=run.outcome,
+            result=run.result,
+            error=run.error,
+        )
+
+
+class RunPage(BaseModel):
+    runs: list[RunModel]
+    count: int
+    limit: int
+    offset: int
+
+
+def generic(task: Task) -> GenericTask:
+    return GenericTask(
+        task=TaskModel.of(task),
+        status=task.status,
+        next=task.next_at if not task.status.finished else None,
+        runs=task.runs,
+        outcome=task.last_outcome,
+    )
+
+
+def by_status(task: Task) -> BaseModel:
+    """The task in the shape of its status (`PendingTask`, `RunningTask`, ...)."""
+    model = TaskModel.of(task)
+    scheduled = task.created_at
+    started = task.started_at
+    finished = task.finished_at or task.updated_at
+    match task.status:
+        case Status.PENDING:
+            return PendingTask(task=model, scheduled=scheduled)
+        case Status.RUNNING:
+            return RunningTask(task=model, scheduled=scheduled, started=started or scheduled)
+        case Status.CANCELLED:
+            return CancelledTask(
+                task=model, scheduled=scheduled, started=started, cancelled=finished
+            )
+        case Status.FAILED:
+            # A task that failed before it could start reports the failure time as its start.
+            return FailedTask(
+                task=model,
+                scheduled=scheduled,
+                started=started or finished,
+                failed=finished,
+                error=task.error or "",
+            )
+        case Status.COMPLETED:
+            return CompletedTask(
+                task=model,
+                scheduled=scheduled,
+                started=started or finished,
+                completed=finished,
+                result=task.result,
+            )

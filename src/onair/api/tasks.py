@@ -1,0 +1,171 @@
+"""The broadcast scheduler's Tasks API and `/ping`, as the reference serves them (contract §1.3)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from starlette.convertors import Convertor, register_url_convertor
+
+from onair.api.deps import EngineDep
+from onair.api.models import (
+    CancelledTask,
+    CleaningResult,
+    CleanRequest,
+    CompletedTask,
+    FailedTask,
+    GenericTask,
+    PendingTask,
+    RunModel,
+    RunningTask,
+    RunPage,
+    ScheduleRequest,
+    TaskIndex,
+    TaskModel,
+    by_status,
+    generic,
+)
+from onair.engine.cleaning import parse_strategy
+from onair.engine.models import NewTask, Spec, Status
+from onair.errors import TaskNotFound
+
+
+class AnyUUIDConvertor(Convertor[str]):
+    """A UUID with or without hyphens, as the reference accepts; anything else is no route."""
+
+    regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+    def convert(self, value: str) -> str:
+        return str(uuid.UUID(value))
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anyuuid", AnyUUIDConvertor())
+
+
+class LenientJSONRoute(APIRoute):
+    """Reads a request body as JSON whatever its content type says, as the reference does
+    (so `curl -d '{...}'` without a header works)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def lenient(request: Request) -> Response:
+            content_type = request.headers.get("content-type", "")
+            if request.method == "POST" and "json" not in content_type:
+                scope = dict(request.scope)
+                scope["headers"] = [
+                    (k, v) for k, v in request.scope["headers"] if k != b"content-type"
+                ] + [(b"content-type", b"application/json")]
+                request = Request(scope, request.receive)
+            return await handler(request)
+
+        return lenient
+
+
+router = APIRouter(route_class=LenientJSONRoute)
+TaskId = Annotated[UUID, "a task id; hex with or without hyphens"]
+
+
+@router.get("/ping", status_code=204, operation_id="PingPing", tags=["ping"])
+async def ping() -> Response:
+    """204 while the service is up."""
+    return Response(status_code=204, headers={"cache-control": "no-store"})
+
+
+@router.head("/ping", status_code=204, operation_id="PingHeadping", tags=["ping"])
+async def head_ping() -> Response:
+    return Response(status_code=204, headers={"cache-control": "no-store"})
+
+
+@router.get("/tasks", operation_id="TasksList", tags=["tasks"])
+async def list_tasks(engine: EngineDep) -> TaskIndex:
+    """Every task id, by status."""
+    index = await engine.index()
+    return TaskIndex(**{status.value: ids for status, ids in index.items()})
+
+
+@router.post("/tasks", status_code=201, operation_id="TasksSchedule", tags=["tasks"])
+async def schedule(request: ScheduleRequest, engine: EngineDep) -> PendingTask:
+    """Add a task. Its parameters, condition and dependencies are checked before it is stored."""
+    task = await engine.add(
+        NewTask(
+            operation=Spec(request.operation.type, request.operation.parameters),
+            condition=Spec(request.condition.type, request.condition.parameters),
+            dependencies=request.dependencies,
+            policy=request.policy,
+        )
+    )
+    # Answered as pending even when a dependency had already failed and so has the task:
+    # that is how it was added, and GET shows what became of it.
+    return PendingTask(task=TaskModel.of(task), scheduled=task.created_at)
+
+
+@router.post("/tasks/clean", status_code=200, operation_id="TasksCleanClean", tags=["tasks"])
+async def clean(request: CleanRequest, engine: EngineDep) -> CleaningResult:
+    """Remove finished tasks that no task depends on, as the strategy selects."""
+    strategy = parse_strategy(request.strategy.type, request.strategy.parameters)
+    removed = await engine.clean(strategy.cutoff(engine.clock.now()))
+    return CleaningResult(removed=removed)
+
+
+@router.get("/tasks/{id:anyuuid}", operation_id="TasksIdGet", tags=["tasks"])
+async def get_task(id: TaskId, engine: EngineDep) -> GenericTask:
+    return generic(await engine.get(id))
+
+
+@router.delete("/tasks/{id:anyuuid}", operation_id="TasksIdCancel", tags=["tasks"])
+async def cancel(id: TaskId, engine: EngineDep) -> CancelledTask:
+    """Cancel a pending or running task (a running one is stopped). 409 once it has finished."""
+    task = await engine.cancel(id)
+    model = by_status(task)
+    assert isinstance(model, CancelledTask)
+    return model
+
+
+@router.get("/tasks/{id:anyuuid}/runs", operation_id="TasksIdRuns", tags=["tasks"])
+async def runs(
+    id: TaskId,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RunPage:
+    """onair: the task's runs, newest first, with each one's lateness."""
+    page, count = await engine.runs(id, limit=limit, offset=offset)
+    return RunPage(runs=[RunModel.of(r) for r in page], count=count, limit=limit, offset=offset)
+
+
+def _by_status_route(status: Status, model: type[BaseModel]) -> None:
+    async def get(id: TaskId, engine: EngineDep) -> Any:
+        task = await engine.get(id)
+        if task.status is not status:
+            raise TaskNotFound(id)
+        return by_status(task)
+
+    name = status.value.capitalize()
+    router.add_api_route(
+        f"/tasks/{status.value}/{{id:anyuuid}}",
+        get,
+        methods=["GET"],
+        response_model=model,
+        operation_id=f"Tasks{name}IdGet{name}",
+        tags=["tasks"],
+        summary=f"Get a {status.value} task",
+    )
+
+
+for _status, _model in (
+    (Status.PENDING, PendingTask),
+    (Status.RUNNING, RunningTask),
+    (Status.CANCELLED, CancelledTask),
+    (Status.FAILED, FailedTask),
+    (Status.COMPLETED, CompletedTask),
+):
+    _by_status_route(_status, _model)

@@ -1,0 +1,97 @@
+"""The composition root: the one place that builds the store, the engine, the operations and
+the HTTP application from the settings. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from onair.api import create_api
+from onair.config import Settings
+from onair.engine.cleaning import Cleaner
+from onair.engine.core import Engine
+from onair.engine.registry import Registry
+from onair.operations.test import Test
+from onair.store.database import Store
+from onair.timeutil import Clock, SystemClock
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    registry: Registry
+    engine: Engine
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Services:
+    """Everything a node needs, wired but not started."""
+    clock = clock or SystemClock()
+    store = Store(settings.store.url, pool_size=settings.store.pool_size)
+    registry = Registry([Test()])
+    engine = Engine(store, registry, clock=clock, settings=settings.engine)
+    return Services(settings, store, registry, engine)
+
+
+@contextlib.asynccontextmanager
+async def running(services: Services) -> AsyncIterator[Services]:
+    """Start the node's parts in order; they stop in reverse, even on error."""
+    settings = services.settings
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(services.store)
+        await services.store.migrate()
+        await stack.enter_async_context(services.engine)
+        if settings.cleaner.enabled:
+            await stack.enter_async_context(
+                Cleaner(
+                    services.engine.clean,
+                    services.engine.clock,
+                    settings.cleaner.reference,
+                    settings.cleaner.interval,
+                )
+            )
+        yield services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The HTTP application of one node, on `settings` (read from the environment if None)."""
+    services = build(settings or Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running(services):
+            app.state.engine = services.engine
+            app.state.services = services
+            yield
+
+    return create_api(lifespan)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log.format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log.level)

@@ -1,0 +1,183 @@
+"""The `onair` command: serve a node, and manage tasks of a running service over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from onair.config import Settings
+
+app = typer.Typer(help="onair: the scheduler for radio stations and audio platforms.")
+tasks_app = typer.Typer(help="Tasks of a running service (over its HTTP API).")
+db_app = typer.Typer(help="The database.")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(db_app, name="db")
+console = Console()
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", envvar="ONAIR_URL", help="Service URL (default: from the settings)."),
+]
+
+
+def main() -> None:
+    app()
+
+
+@app.command()
+def serve() -> None:
+    """Run a node: the HTTP API and the engine, on the configured store."""
+    import uvicorn
+
+    from onair.app import configure_logging, create_app
+
+    settings = Settings()
+    configure_logging(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        forwarded_allow_ips=settings.server.trusted,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the configured database to the newest schema."""
+    from onair.store.database import Store
+
+    async def upgrade() -> None:
+        settings = Settings()
+        async with Store(settings.store.url) as store:
+            await store.migrate()
+
+    asyncio.run(upgrade())
+    console.print("database is up to date")
+
+
+def _client(url: str | None) -> httpx.Client:
+    if url is None:
+        server = Settings().server
+        host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
+        url = f"http://{host}:{server.port}"
+    return httpx.Client(base_url=url, timeout=30)
+
+
+def _call(url: str | None, method: str, path: str, body: Any = None) -> Any:
+    """The JSON answer of the service, or exit 1 with its error message."""
+    try:
+        with _client(url) as client:
+            response = client.request(method, path, json=body)
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach the service: {error}[/red]")
+        raise typer.Exit(1) from error
+    if response.is_error:
+        try:
+            payload = response.json()
+            message = payload.get("extra") or payload.get("detail")
+        except ValueError:
+            message = response.text
+        text = message if isinstance(message, str) else json.dumps(message)
+        console.print(f"[red]{response.status_code}: {text}[/red]")
+        raise typer.Exit(1)
+    return response.json() if response.content else None
+
+
+@tasks_app.command("list")
+def tasks_list(url: UrlOption = None) -> None:
+    """Every task id, by status."""
+    index = _call(url, "GET", "/tasks")
+    table = Table("status", "id")
+    for status, ids in index.items():
+        for task_id in ids:
+            table.add_row(status, task_id)
+    console.print(table)
+    console.print(", ".join(f"{status}: {len(ids)}" for status, ids in index.items()))
+
+
+@tasks_app.command("show")
+def tasks_show(task_id: str, url: UrlOption = None) -> None:
+    """One task: its status, operation, condition and latest runs."""
+    task = _call(url, "GET", f"/tasks/{task_id}")
+    detail = _call(url, "GET", f"/tasks/{task['status']}/{task_id}")
+    table = Table(show_header=False)
+    table.add_row("id", task["task"]["id"])
+    table.add_row("status", task["status"])
+    table.add_row("operation", json.dumps(task["task"]["operation"]))
+    table.add_row("condition", json.dumps(task["task"]["condition"]))
+    table.add_row("dependencies", json.dumps(task["task"]["dependencies"]))
+    table.add_row("next", str(task.get("next")))
+    for key in ("scheduled", "started", "cancelled", "failed", "completed", "error", "result"):
+        if key in detail:
+            table.add_row(key, json.dumps(detail[key]) if key == "result" else str(detail[key]))
+    console.print(table)
+    runs = _call(url, "GET", f"/tasks/{task_id}/runs?limit=10")
+    if runs["runs"]:
+        history = Table("due (UTC)", "started", "lateness ms", "outcome", "error")
+        for run in runs["runs"]:
+            late = run["lateness"]
+            history.add_row(
+                run["due"],
+                str(run["started"]),
+                f"{late * 1000:.1f}" if late is not None else "",
+                str(run["outcome"] or "running"),
+                run["error"] or "",
+            )
+        console.print(history)
+
+
+@tasks_app.command("schedule")
+def tasks_schedule(
+    operation: Annotated[str, typer.Argument(help="Operation type, e.g. test.")],
+    parameters: Annotated[str, typer.Option(help="Operation parameters (JSON).")] = "{}",
+    condition: Annotated[str, typer.Option(help="Condition type: now, at, ...")] = "now",
+    condition_parameters: Annotated[
+        str, typer.Option("--when", help="Condition parameters (JSON).")
+    ] = "{}",
+    dependencies: Annotated[str, typer.Option(help="{name: task id} (JSON).")] = "{}",
+    url: UrlOption = None,
+) -> None:
+    """Schedule a task."""
+    try:
+        body = {
+            "operation": {"type": operation, "parameters": json.loads(parameters)},
+            "condition": {"type": condition, "parameters": json.loads(condition_parameters)},
+            "dependencies": json.loads(dependencies),
+        }
+    except json.JSONDecodeError as error:
+        console.print(f"[red]not JSON: {error}[/red]")
+        raise typer.Exit(2) from error
+    created = _call(url, "POST", "/tasks", body)
+    console.print(f"scheduled {created['task']['id']} at {created['scheduled']}")
+
+
+@tasks_app.command("cancel")
+def tasks_cancel(task_id: str, url: UrlOption = None) -> None:
+    """Cancel a pending or running task."""
+    cancelled = _call(url, "DELETE", f"/tasks/{task_id}")
+    console.print(f"cancelled {cancelled['task']['id']} at {cancelled['cancelled']}")
+
+
+@tasks_app.command("clean")
+def tasks_clean(
+    older_than: Annotated[
+        str | None, typer.Option(help="Only tasks finished longer ago (ISO 8601, e.g. P7D).")
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Remove finished tasks that nothing depends on."""
+    strategy = (
+        {"type": "timedelta", "parameters": {"delta": older_than}}
+        if older_than
+        else {"type": "all", "parameters": {}}
+    )
+    result = _call(url, "POST", "/tasks/clean", {"strategy": strategy})
+    console.print(f"removed {len(result['removed'])} tasks")

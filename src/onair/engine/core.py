@@ -1,0 +1,252 @@
+"""The engine's face: add, read, cancel and clean tasks, and run them on this node.
+
+Every method answers only after its change is committed. Use as `async with Engine(...)`; the
+worker (claims and runs) lives as long as the block.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from onair.config import EngineSettings
+from onair.engine import transitions
+from onair.engine.conditions import parse_condition, problems_of
+from onair.engine.models import FINISHED, NewTask, Run, Status, Task
+from onair.engine.policies import Policy
+from onair.engine.registry import Registry
+from onair.engine.triggers import OneShot
+from onair.engine.worker import Worker
+from onair.errors import (
+    InvalidParameters,
+    Problem,
+    TaskFinished,
+    TaskNotFound,
+    UnknownDependency,
+)
+from onair.store import queries
+from onair.store.database import Store
+from onair.timeutil import Clock, SystemClock
+
+
+def default_node_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Engine:
+    """Tasks on one store, and this node's share of running them."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        clock: Clock | None = None,
+        settings: EngineSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.settings = settings or EngineSettings()
+        self.rules = transitions.Rules(registry)
+        self.node = self.settings.node or default_node_name()
+        self.worker: Worker | None = None
+
+    async def __aenter__(self) -> Engine:
+        self.worker = Worker(self.store, self.registry, self.clock, self.settings, self.node)
+        await self.worker.__aenter__()
+        await self.worker.recover_now()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.worker is not None:
+            worker, self.worker = self.worker, None
+            await worker.__aexit__(*exc)
+
+    # Adding ---------------------------------------------------------------------------------
+
+    async def add(self, new: NewTask) -> Task:
+        """Validate and store a task; it runs when due.
+
+        Raises:
+            UnknownOperation, UnknownCondition, InvalidParameters: refused at the door.
+            UnknownDependency: a dependency names no task.
+        """
+        now = self.clock.now()
+        values, edges = self._prepare(new, now)
+        async with self.store.begin() as conn:
+            states = await queries.task_states(conn, new.dependencies.values())
+            for name, dependency in new.dependencies.items():
+                if dependency not in states:
+                    raise UnknownDependency(name, dependency)
+            ids = list(new.dependencies.values())
+            error = transitions.unmet_dependency(ids, states)
+            if error is not None:
+                values |= {"status": Status.FAILED.value, "finished_at": now, "error": error}
+            elif all(states[i][0] == Status.COMPLETED.value for i in ids):
+                values["due_at"] = values["next_at"]
+            await queries.insert_task(conn, values, edges)
+            if values["due_at"] is not None:
+                await self.store.notify(conn, f"due {values['due_at'].isoformat()}")
+        if self.worker is not None and values["due_at"] is not None:
+            self.worker.due_changed(values["due_at"])
+        return Task.from_row(values)
+
+    def _prepare(self, new: NewTask, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The row of a new task and its dependency edges, once everything is validated."""
+        self.registry.parameters(
+            new.operation.type, new.operation.parameters, "operation.parameters"
+        )
+        condition = parse_condition(new.condition.type, new.condition.parameters)
+        policy = self._policy(new.operation.type, new.policy)
+        trigger = condition.trigger(now)
+        first = trigger.next_after(None)
+        if first is not None and first < now and not isinstance(trigger, OneShot):
+            # A series counts from its creation: occurrences before it are not owed.
+            first = trigger.next_after(now - timedelta(microseconds=1))
+        if first is None:
+            raise InvalidParameters([Problem("the rule has no occurrence", "condition.parameters")])
+        grace = policy.misfire_grace
+        if grace is not None and now - first > grace:
+            raise InvalidParameters(
+                [
+                    Problem(
+                        f"{first.isoformat()} is already {transitions.describe(now - first)} "
+                        f"past, beyond the misfire grace of {transitions.describe(grace)}",
+                        "condition.parameters",
+                    )
+                ]
+            )
+        task_id = uuid.uuid4()
+        values: dict[str, Any] = {
+            "id": task_id,
+            "operation": new.operation.type,
+            "operation_parameters": dict(new.operation.parameters),
+            "condition": new.condition.type,
+            "condition_parameters": dict(new.condition.parameters),
+            "dependencies": {name: str(i) for name, i in new.dependencies.items()},
+            "status": Status.PENDING.value,
+            "owner": new.owner,
+            "name": new.name,
+            "policy": dict(new.policy) if new.policy else None,
+            "created_at": now,
+            "updated_at": now,
+            "next_at": first,
+            "due_at": None,
+            "occurrences": 0,
+            "runs": 0,
+            "active": 0,
+            "attempt": 1,
+            "started_at": None,
+            "finished_at": None,
+            "last_outcome": None,
+            "result": None,
+            "error": None,
+        }
+        edges = [
+            {"task_id": task_id, "name": name, "dependency_id": dependency}
+            for name, dependency in new.dependencies.items()
+        ]
+        return values, edges
+
+    def _policy(self, operation: str, overrides: Mapping[str, Any] | None) -> Policy:
+        try:
+            return self.registry.get(operation).policy.merged(dict(overrides or {}))
+        except ValidationError as error:
+            raise InvalidParameters(problems_of(error, "policy")) from error
+
+    # Reading --------------------------------------------------------------------------------
+
+    async def get(self, task_id: UUID) -> Task:
+        """Raises: TaskNotFound."""
+        async with self.store.begin() as conn:
+            row = await queries.get_task(conn, task_id)
+        if row is None:
+            raise TaskNotFound(task_id)
+        return Task.from_row(row)
+
+    async def index(self) -> dict[Status, list[UUID]]:
+        """Every task id, by status."""
+        async with self.store.begin() as conn:
+            rows = await queries.task_index(conn)
+        index: dict[Status, list[UUID]] = {status: [] for status in Status}
+        for task_id, status in rows:
+            index[Status(status)].append(task_id)
+        return index
+
+    async def list(
+        self,
+        *,
+        owner: str | None = None,
+        any_owner: bool = True,
+        status: Status | None = None,
+        operation: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Task], int]:
+        """A page of tasks, newest first, and how many match."""
+        async with self.store.begin() as conn:
+            rows, total = await queries.list_tasks(
+                conn,
+                owner=owner,
+                any_owner=any_owner,
+                status=status.value if status else None,
+                operation=operation,
+                limit=limit,
+                offset=offset,
+            )
+        return [Task.from_row(r) for r in rows], total
+
+    async def runs(
+        self, task_id: UUID, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Run], int]:
+        """A page of a task's runs, newest first, and how many it has.
+
+        Raises: TaskNotFound."""
+        async with self.store.begin() as conn:
+            if await queries.get_task(conn, task_id) is None:
+                raise TaskNotFound(task_id)
+            rows, total = await queries.list_runs(conn, task_id, limit=limit, offset=offset)
+        return [Run.from_row(r) for r in rows], total
+
+    # Changing -------------------------------------------------------------------------------
+
+    async def cancel(self, task_id: UUID) -> Task:
+        """Cancel a pending or running task; a running one is stopped on whichever node runs it.
+
+        Raises:
+            TaskNotFound: no such task.
+            TaskFinished: it has already completed, failed or been cancelled.
+        """
+        now = self.clock.now()
+        async with self.store.begin() as conn:
+            before = await transitions.cancel(conn, task_id, now)
+            if before is None:
+                raise TaskNotFound(task_id)
+            if Status(before["status"]) in FINISHED:
+                raise TaskFinished(task_id, before["status"])
+            await self.store.notify(conn, f"cancel {task_id}")
+            row = await queries.get_task(conn, task_id)
+        if self.worker is not None:
+            self.worker.interrupt(task_id)
+        assert row is not None
+        return Task.from_row(row)
+
+    async def clean(self, finished_before: datetime | None = None, batch: int = 500) -> list[UUID]:
+        """Delete finished tasks (finished before `finished_before`, if given) that no task
+        depends on, leaf first, until none is left; each batch in its own transaction."""
+        removed: list[UUID] = []
+        while True:
+            async with self.store.begin() as conn:
+                ids = await queries.removable(conn, finished_before, batch)
+                await queries.delete_tasks(conn, ids)
+            if not ids:
+                return removed
+            removed += ids

@@ -1,0 +1,396 @@
+"""How tasks and runs change state. Each function runs inside the caller's transaction and takes
+`now` explicitly, so the same rules serve the worker, the API and the tests.
+
+A task's life: `pending` (waiting for its next occurrence, a retry, or its dependencies) →
+`running` (one or more runs in progress) → back to `pending` while its series goes on, or to a
+final status: `completed` (its series ended), `failed` (a run failed with no attempt left, or a
+dependency did not complete) or `cancelled`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from onair.engine.conditions import Condition, parse_condition
+from onair.engine.models import Outcome, Status
+from onair.engine.policies import Policy
+from onair.engine.registry import Registry
+from onair.engine.triggers import OneShot, Trigger
+from onair.store import queries
+
+ACTIVE = (Status.PENDING.value, Status.RUNNING.value)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A run this node has claimed and must start at `due`."""
+
+    run_id: UUID
+    task_id: UUID
+    operation: str
+    parameters: Mapping[str, Any]
+    dependencies: Mapping[str, Any]
+    due: datetime
+    attempt: int
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a run ended, as the node that ran it saw it."""
+
+    run_id: UUID
+    task_id: UUID
+    outcome: Outcome
+    started: datetime | None
+    finished: datetime
+    result: Any = None
+    error: str | None = None
+
+
+class Rules:
+    """Reads a task row's policy and trigger, from its operation's defaults and its condition."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def policy(self, row: Mapping[str, Any]) -> Policy:
+        name = row["operation"]
+        base = self.registry.get(name).policy if name in self.registry else Policy()
+        return base.merged(row["policy"])
+
+    def condition(self, row: Mapping[str, Any]) -> Condition:
+        return parse_condition(row["condition"], row["condition_parameters"])
+
+    def trigger(self, row: Mapping[str, Any]) -> Trigger:
+        return self.condition(row).trigger(row["created_at"])
+
+    def final_status(self, row: Mapping[str, Any], last: Outcome) -> Status:
+        """The status a task ends with once nothing is left to run: a series has `completed`
+        when its count or end is reached, whatever its last run did; a one-shot task takes
+        the outcome of its run."""
+        if not isinstance(self.trigger(row), OneShot) or last == Outcome.COMPLETED:
+            return Status.COMPLETED
+        return Status.FAILED
+
+    def next_occurrence(self, row: Mapping[str, Any], after: datetime) -> datetime | None:
+        """The occurrence after `after`, or None when the series is over (also by its count,
+        `occurrences` counting the one at `after`)."""
+        condition = self.condition(row)
+        limit = getattr(condition, "limit", None)
+        if limit is not None and row["occurrences"] + 1 >= limit:
+            return None
+        return condition.trigger(row["created_at"]).next_after(after)
+
+
+def failure(operation: str, message: str) -> str:
+    """The error a failed run leaves on its task (the reference's wording, one final period)."""
+    message = message.strip() or "no message"
+    return f"Operation {operation} failed: {message}" + ("" if message.endswith(".") else ".")
+
+
+def describe(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:.3f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+async def claim(
+    conn: AsyncConnection, rules: Rules, node: str, now: datetime, horizon: datetime, limit: int
+) -> list[Claimed]:
+    """Claim the tasks due by `horizon`: record a run for each (with this node's lease), move
+    the task to `running` and advance its series. Occurrences beyond their misfire grace, or
+    overlapping a run still in progress under the `skip` policy, are recorded as missed."""
+    rows = await queries.claim_due(conn, horizon, limit)
+    if not rows:
+        return []
+    results = await _dependency_results(conn, rows)
+    claimed: list[Claimed] = []
+    new_runs: list[dict[str, Any]] = []
+    for row in rows:
+        run = await _claim_one(conn, rules, row, node, now)
+        if run is None:
+            continue
+        new_runs.append(run)
+        deps = {name: results.get(UUID(str(i))) for name, i in row["dependencies"].items()}
+        claimed.append(
+            Claimed(
+                run_id=run["id"],
+                task_id=row["id"],
+                operation=row["operation"],
+                parameters=row["operation_parameters"],
+                dependencies=deps,
+                due=run["due_at"],
+                attempt=run["attempt"],
+                owner=row["owner"],
+            )
+        )
+    await queries.insert_runs(conn, new_runs)
+    return claimed
+
+
+async def _claim_one(
+    conn: AsyncConnection, rules: Rules, row: RowMapping, node: str, now: datetime
+) -> dict[str, Any] | None:
+    """The run to start for `row`, or None when its occurrence is missed instead."""
+    due: datetime = row["due_at"]
+    retrying = row["attempt"] > 1
+    policy = rules.policy(row)
+    next_at = row["next_at"] if retrying else rules.next_occurrence(row, due)
+    occurrences = row["occurrences"] + (0 if retrying else 1)
+    late = now - due
+    missed: str | None = None
+    if policy.misfire_grace is not None and late > policy.misfire_grace:
+        missed = (
+            f"Expired: due at {due.isoformat()}, {describe(late)} late, beyond the misfire "
+            f"grace of {describe(policy.misfire_grace)}."
+        )
+    elif row["active"] > 0 and policy.overlap == "skip":
+        missed = "Skipped: the previous run was still in progress."
+    if missed is not None:
+        await _record_missed(conn, rules, row, node, now, missed, next_at, occurrences)
+        return None
+    run = {
+        "id": uuid.uuid4(),
+        "task_id": row["id"],
+        "node": node,
+        "attempt": max(row["attempt"], 1),
+        "due_at": due,
+        "started_at": max(due, now),
+    }
+    await queries.update_task(
+        conn,
+        row["id"],
+        {
+            "status": Status.RUNNING.value,
+            "active": row["active"] + 1,
+            "runs": row["runs"] + 1,
+            "occurrences": occurrences,
+            "attempt": run["attempt"],
+            "next_at": next_at,
+            "due_at": next_at,
+            "started_at": run["started_at"],
+            "updated_at": now,
+        },
+    )
+    return run
+
+
+async def _record_missed(
+    conn: AsyncConnection,
+    rules: Rules,
+    row: RowMapping,
+    node: str,
+    now: datetime,
+    reason: str,
+    next_at: datetime | None,
+    occurrences: int,
+) -> None:
+    await queries.insert_runs(
+        conn,
+        [
+            {
+                "id": uuid.uuid4(),
+                "task_id": row["id"],
+                "node": node,
+                "attempt": max(row["attempt"], 1),
+                "due_at": row["due_at"],
+                "finished_at": now,
+                "outcome": Outcome.MISSED.value,
+                "error": reason,
+            }
+        ],
+    )
+    values: dict[str, Any] = {
+        "next_at": next_at,
+        "due_at": next_at,
+        "occurrences": occurrences,
+        "attempt": 1,
+        "last_outcome": Outcome.MISSED.value,
+        "error": reason,
+        "updated_at": now,
+    }
+    if next_at is None and row["active"] == 0:
+        values |= {"status": rules.final_status(row, Outcome.MISSED).value, "finished_at": now}
+        await queries.update_task(conn, row["id"], values)
+        await settle_dependents(conn, [row["id"]], now)
+        return
+    await queries.update_task(conn, row["id"], values)
+
+
+async def _dependency_results(conn: AsyncConnection, rows: Sequence[RowMapping]) -> dict[UUID, Any]:
+    ids = {UUID(str(i)) for row in rows for i in row["dependencies"].values()}
+    return {id_: result for id_, (_, result) in (await queries.task_states(conn, ids)).items()}
+
+
+async def end_runs(
+    conn: AsyncConnection, rules: Rules, ended: Iterable[Ended], now: datetime
+) -> None:
+    """Record the ends of runs and move their tasks on: the next occurrence, a retry after the
+    policy's backoff, or a final status (which settles the tasks waiting for them)."""
+    finished: list[UUID] = []
+    for end in ended:
+        recorded = await queries.finish_run(
+            conn,
+            end.run_id,
+            {
+                "started_at": end.started,
+                "finished_at": end.finished,
+                "outcome": end.outcome.value,
+                "result": end.result,
+                "error": end.error,
+            },
+        )
+        if not recorded:
+            continue  # cancelled or recovered meanwhile; that path already moved the task on
+        row = await queries.get_task(conn, end.task_id, lock=True)
+        if row is None or row["status"] not in ACTIVE:
+            continue
+        run = await queries.get_run(conn, end.run_id)
+        attempt = run["attempt"] if run is not None else 1
+        values = _after_run(rules, row, end, attempt, now)
+        await queries.update_task(conn, end.task_id, values)
+        if Status(values.get("status", row["status"])).finished:
+            finished.append(end.task_id)
+    await settle_dependents(conn, finished, now)
+
+
+def _after_run(
+    rules: Rules, row: Mapping[str, Any], end: Ended, attempt: int, now: datetime
+) -> dict[str, Any]:
+    """The task's new values once run number `attempt` has ended as `end` says."""
+    active = max(row["active"] - 1, 0)
+    values: dict[str, Any] = {
+        "active": active,
+        "last_outcome": end.outcome.value,
+        "updated_at": now,
+    }
+    if end.outcome == Outcome.COMPLETED:
+        values |= {"result": end.result, "error": None, "attempt": 1}
+    else:
+        values["error"] = end.error
+        delay = rules.policy(row).retry.delay(attempt)
+        if delay is not None:
+            retry_at = now + delay
+            return values | {
+                "status": Status.RUNNING.value if active else Status.PENDING.value,
+                "attempt": attempt + 1,
+                "due_at": retry_at,
+            }
+        values["attempt"] = 1
+    next_at = row["next_at"]
+    if next_at is not None or active:
+        return values | {
+            "status": Status.RUNNING.value if active else Status.PENDING.value,
+            "due_at": next_at,
+        }
+    return values | {
+        "status": rules.final_status(row, end.outcome).value,
+        "finished_at": now,
+        "due_at": None,
+    }
+
+
+async def cancel(conn: AsyncConnection, task_id: UUID, now: datetime) -> RowMapping | None:
+    """Cancel a pending or running task and the runs it has in progress. Returns the task as
+    it was, or None when it does not exist; the caller checks the status first."""
+    row = await queries.get_task(conn, task_id, lock=True)
+    if row is None or row["status"] not in ACTIVE:
+        return row
+    await queries.update_task(
+        conn,
+        task_id,
+        {
+            "status": Status.CANCELLED.value,
+            "finished_at": now,
+            "due_at": None,
+            "active": 0,
+            "last_outcome": Outcome.CANCELLED.value if row["active"] else row["last_outcome"],
+            "updated_at": now,
+        },
+        status_in=ACTIVE,
+    )
+    for run in await queries.unfinished_runs(conn, task_id):
+        await queries.finish_run(
+            conn,
+            run["id"],
+            {"finished_at": now, "outcome": Outcome.CANCELLED.value, "error": "Cancelled."},
+        )
+    await settle_dependents(conn, [task_id], now)
+    return row
+
+
+async def settle_dependents(conn: AsyncConnection, finished: Iterable[UUID], now: datetime) -> None:
+    """Move on the tasks that wait for `finished` tasks: a dependent whose dependencies have
+    all completed becomes due; one with a failed or cancelled dependency fails, and so on down
+    the chain."""
+    frontier = list(finished)
+    while frontier:
+        waiting = await queries.dependents(conn, frontier)
+        frontier = []
+        for task_id in waiting:
+            row = await queries.get_task(conn, task_id, lock=True)
+            if row is None or row["due_at"] is not None or row["status"] != Status.PENDING.value:
+                continue
+            ids = [UUID(str(i)) for i in row["dependencies"].values()]
+            states = await queries.task_states(conn, ids)
+            error = unmet_dependency(ids, states)
+            if error is not None:
+                await queries.update_task(
+                    conn,
+                    task_id,
+                    {
+                        "status": Status.FAILED.value,
+                        "finished_at": now,
+                        "error": error,
+                        "updated_at": now,
+                    },
+                )
+                frontier.append(task_id)
+            elif all(states[i][0] == Status.COMPLETED.value for i in ids):
+                await queries.update_task(
+                    conn, task_id, {"due_at": row["next_at"], "updated_at": now}
+                )
+
+
+def unmet_dependency(ids: Sequence[UUID], states: Mapping[UUID, tuple[str, Any]]) -> str | None:
+    """The reference's message for the first dependency that failed or was cancelled."""
+    for id_ in ids:
+        status = states[id_][0] if id_ in states else None
+        if status in (Status.FAILED.value, Status.CANCELLED.value):
+            return f"Dependency {id_} finished with status {status}."
+    return None
+
+
+async def recover(conn: AsyncConnection, rules: Rules, now: datetime, limit: int) -> int:
+    """End the runs of nodes whose lease expired as `interrupted`; their tasks are retried or
+    failed by their policy. Returns how many runs were recovered."""
+    orphans = await queries.orphaned_runs(conn, now, limit)
+    await end_runs(
+        conn,
+        rules,
+        (
+            Ended(
+                run_id=run["id"],
+                task_id=run["task_id"],
+                outcome=Outcome.INTERRUPTED,
+                started=run["started_at"],
+                finished=now,
+                error=(
+                    f"Interrupted: node {run['node']} stopped while the run was in progress "
+                    "(its lease expired)."
+                ),
+            )
+            for run in orphans
+        ),
+        now,
+    )
+    await queries.remove_dead_nodes(conn, now)
+    return len(orphans)

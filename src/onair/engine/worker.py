@@ -1,0 +1,281 @@
+"""The loop of one node: sleep until the earliest due instant, claim, run, record.
+
+There is no fixed poll. The worker asks the store for the earliest due instant and sleeps until
+`lookahead` before it; a new or changed task wakes it early (in-process, or through the store's
+notifications from other nodes). Claimed runs then sleep to their exact due instant, so a run
+starts within a few milliseconds of it. Ends of runs are written in batches by one recorder.
+A heartbeat extends this node's lease and recovers the runs of nodes whose lease expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from onair.config import EngineSettings
+from onair.engine import transitions
+from onair.engine.models import Outcome
+from onair.engine.registry import Registry, RunContext
+from onair.engine.transitions import Claimed, Ended, Rules
+from onair.errors import OnairError
+from onair.store import queries
+from onair.store.database import Store
+from onair.timeutil import Clock
+
+log = logging.getLogger("onair.engine")
+
+
+@dataclass
+class _Active:
+    claimed: Claimed
+    task: asyncio.Task[None] | None = None
+    reason: Outcome = Outcome.CANCELLED
+    error: str | None = field(default=None)
+
+
+class Worker:
+    """Claims and runs due work for node `node`. Use as `async with Worker(...)`."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        settings: EngineSettings,
+        node: str,
+        on_due: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.rules = Rules(registry)
+        self.clock = clock
+        self.settings = settings
+        self.node = node
+        self._wake = asyncio.Event()
+        self._target: datetime | None = None
+        self._active: dict[UUID, _Active] = {}
+        self._ended: list[Ended] = []
+        self._ended_ready = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def __aenter__(self) -> Worker:
+        now = self.clock.now()
+        async with self.store.begin() as conn:
+            await queries.add_node(conn, self.node, now, now + self.settings.lease)
+        await self.store.listen(self._heard)
+        self._background = [
+            asyncio.create_task(self._loop(), name="onair-claim"),
+            asyncio.create_task(self._record_loop(), name="onair-record"),
+            asyncio.create_task(self._heartbeat_loop(), name="onair-heartbeat"),
+        ]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stopping = True
+        self._wake.set()
+        loop, recorder, heartbeat = self._background
+        for task in (loop, heartbeat):
+            task.cancel()
+        await asyncio.gather(loop, heartbeat, return_exceptions=True)
+        shutdown = f"Interrupted: node {self.node} shut down while the run was in progress."
+        for active in list(self._active.values()):
+            self._cancel(active, Outcome.INTERRUPTED, shutdown)
+        runs = [a.task for a in self._active.values() if a.task is not None]
+        await asyncio.gather(*runs, return_exceptions=True)
+        self._ended_ready.set()
+        await recorder
+        async with self.store.begin() as conn:
+            await queries.remove_node(conn, self.node)
+
+    # Signals --------------------------------------------------------------------------------
+
+    def due_changed(self, instant: datetime | None = None) -> None:
+        """Work became due at `instant` (unknown: None); wake the loop if that is earlier than
+        what it sleeps for."""
+        if instant is None or self._target is None or instant < self._target:
+            self._wake.set()
+
+    def interrupt(self, task_id: UUID) -> None:
+        """Stop the runs of `task_id` that this node holds (the task was cancelled)."""
+        for active in list(self._active.values()):
+            if active.claimed.task_id == task_id:
+                self._cancel(active, Outcome.CANCELLED, None)
+
+    def _heard(self, payload: str) -> None:
+        kind, _, value = payload.partition(" ")
+        if kind == "cancel":
+            self.interrupt(UUID(value))
+        elif kind == "due":
+            self.due_changed(datetime.fromisoformat(value) if value else None)
+
+    @property
+    def running(self) -> int:
+        return len(self._active)
+
+    # The claim loop -------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                timeout = await self._turn()
+            except Exception:
+                log.exception("claiming failed; retrying in a second")
+                timeout = 1.0
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _turn(self) -> float:
+        """Claim what is due, start it, and say how long to sleep before the next look."""
+        settings = self.settings
+        capacity = settings.max_running - len(self._active)
+        now = self.clock.now()
+        claimed: list[Claimed] = []
+        if capacity > 0:
+            limit = min(settings.claim_batch, capacity)
+            async with self.store.begin() as conn:
+                claimed = await transitions.claim(
+                    conn, self.rules, self.node, now, now + settings.lookahead, limit
+                )
+            for item in claimed:
+                self._start(item)
+            if len(claimed) == limit:
+                return 0.0  # there may be more due right now
+        async with self.store.begin() as conn:
+            earliest = await queries.earliest_due(conn)
+        self._target = earliest
+        if capacity <= len(claimed) or earliest is None:
+            return settings.safety_poll.total_seconds()
+        wait = (earliest - settings.lookahead - self.clock.now()).total_seconds()
+        if wait <= 0 and not claimed:
+            wait = 0.005  # another node holds those rows; let it commit
+        return min(max(wait, 0.0), settings.safety_poll.total_seconds())
+
+    # Runs -----------------------------------------------------------------------------------
+
+    def _start(self, claimed: Claimed) -> None:
+        active = _Active(claimed)
+        self._active[claimed.run_id] = active
+        active.task = asyncio.create_task(self._execute(active), name=f"onair-run-{claimed.run_id}")
+
+    def _cancel(self, active: _Active, reason: Outcome, error: str | None) -> None:
+        if active.task is not None and not active.task.done():
+            active.reason, active.error = reason, error
+            active.task.cancel()
+
+    async def _execute(self, active: _Active) -> None:
+        claimed = active.claimed
+        started: datetime | None = None
+        result = None
+        error: str | None = None
+        try:
+            delay = (claimed.due - self.clock.now()).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            started = self.clock.now()
+            operation = self.registry.get(claimed.operation)
+            parameters = self.registry.parameters(
+                claimed.operation, claimed.parameters, "operation.parameters"
+            )
+            context = RunContext(
+                task_id=claimed.task_id,
+                run_id=claimed.run_id,
+                due=claimed.due,
+                attempt=claimed.attempt,
+                owner=claimed.owner,
+                clock=self.clock,
+            )
+            log.info(
+                "run started task=%s run=%s operation=%s lateness_ms=%.1f",
+                claimed.task_id,
+                claimed.run_id,
+                claimed.operation,
+                (started - claimed.due).total_seconds() * 1000,
+            )
+            result = await operation.run(parameters, claimed.dependencies, context)
+            outcome = Outcome.COMPLETED
+        except asyncio.CancelledError:
+            outcome, error = active.reason, active.error or "Cancelled."
+        except OnairError as exc:
+            outcome, error = Outcome.FAILED, transitions.failure(claimed.operation, exc.message)
+        except Exception as exc:
+            log.exception("run %s of task %s raised", claimed.run_id, claimed.task_id)
+            message = f"{type(exc).__name__}: {exc}"
+            outcome, error = Outcome.FAILED, transitions.failure(claimed.operation, message)
+        finished = self.clock.now()
+        log.info(
+            "run ended task=%s run=%s operation=%s outcome=%s",
+            claimed.task_id,
+            claimed.run_id,
+            claimed.operation,
+            outcome,
+        )
+        self._ended.append(
+            Ended(claimed.run_id, claimed.task_id, outcome, started, finished, result, error)
+        )
+        self._ended_ready.set()
+
+    async def _record_loop(self) -> None:
+        """Write the ends of runs, many per transaction, until the worker stops."""
+        while True:
+            await self._ended_ready.wait()
+            self._ended_ready.clear()
+            batch, self._ended = self._ended, []
+            if batch:
+                await self._record(batch)
+            if self._stopping and not self._ended and not self._running_tasks():
+                return
+
+    def _running_tasks(self) -> bool:
+        return any(a.task is not None and not a.task.done() for a in self._active.values())
+
+    async def _record(self, batch: list[Ended]) -> None:
+        for attempt in range(5):
+            try:
+                async with self.store.begin() as conn:
+                    await transitions.end_runs(conn, self.rules, batch, self.clock.now())
+                    await self.store.notify(conn, "due ")
+                break
+            except Exception:
+                log.exception("recording %d run ends failed (attempt %d)", len(batch), attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+        for end in batch:
+            self._active.pop(end.run_id, None)
+        self._wake.set()
+
+    # Lease ----------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        period = self.settings.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._heartbeat()
+            except Exception:
+                log.exception("heartbeat failed; runs may be recovered by other nodes")
+
+    async def _heartbeat(self) -> None:
+        now = self.clock.now()
+        async with self.store.begin() as conn:
+            if not await queries.extend_node(conn, self.node, now + self.settings.lease):
+                log.error("node %s had been declared dead; registering it again", self.node)
+                await queries.add_node(conn, self.node, now, now + self.settings.lease)
+        async with self.store.begin() as conn:
+            recovered = await transitions.recover(conn, self.rules, now, self.settings.claim_batch)
+            if recovered:
+                await self.store.notify(conn, "due ")
+        if recovered:
+            log.warning("recovered %d runs of nodes that stopped", recovered)
+            self._wake.set()
+
+    async def recover_now(self) -> int:
+        """Recover orphaned runs at once (at start-up, and for tests)."""
+        async with self.store.begin() as conn:
+            return await transitions.recover(conn, self.rules, self.clock.now(), 10_000)

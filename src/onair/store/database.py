@@ -1,0 +1,134 @@
+"""The connection to the database: engine, transactions, migrations and cross-node signals.
+
+SQLite (the embedded default) runs in WAL mode behind a single connection, which makes this
+process its only writer; PostgreSQL gets a pool, and signals other nodes with LISTEN/NOTIFY.
+The few things that differ between the two live here, each in one method, so that
+`queries.py` never asks which database it talks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger("onair.store")
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+CHANNEL = "onair"
+"""The NOTIFY channel; payloads are `due <iso instant>` or `cancel <task id>`."""
+
+
+def async_url(url: str) -> str:
+    """`url` with the async driver onair uses (`sqlite+aiosqlite`, `postgresql+asyncpg`)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    driver = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}[backend]
+    return parsed.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
+
+
+class Store:
+    """The database behind every node. Use as `async with Store(url) as store:`."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = async_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        self.engine: AsyncEngine = self._create_engine(pool_size)
+        self._listener: Any = None
+
+    def _create_engine(self, pool_size: int) -> AsyncEngine:
+        if self.dialect == "sqlite":
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_async_engine(
+            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.stop_listening()
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed when the block ends without error."""
+        async with self.engine.begin() as connection:
+            yield connection
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest revision. Safe when several nodes start at once:
+        on PostgreSQL an advisory lock makes them take turns."""
+        async with self.engine.connect() as connection:
+            await connection.run_sync(_upgrade)
+            await connection.commit()
+
+    async def notify(self, connection: AsyncConnection, payload: str) -> None:
+        """Tell the other nodes `payload` once `connection`'s transaction commits."""
+        if self.dialect == "postgresql":
+            await connection.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": CHANNEL, "payload": payload},
+            )
+
+    async def listen(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(payload)` for every notification from any node (PostgreSQL only;
+        on SQLite this process is the only node and there is nothing to hear)."""
+        if self.dialect != "postgresql":
+            return
+        import asyncpg
+
+        url = make_url(self.url).set(drivername="postgresql")
+        self._listener = await asyncpg.connect(url.render_as_string(hide_password=False))
+        await self._listener.add_listener(CHANNEL, lambda *args: callback(args[-1]))
+
+    async def stop_listening(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(listener.close(), 5)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer; NORMAL: a commit survives a crash of the process
+    # (not of the OS), at a fraction of FULL's fsync cost.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Held to the end of the transaction, so two nodes never migrate at the same time.
+        connection.execute(text("SELECT pg_advisory_xact_lock(4242)"))
+    command.upgrade(alembic_config(connection), "head")

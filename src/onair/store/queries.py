@@ -1,0 +1,222 @@
+"""Every statement onair sends to its database, by name. Each takes an open connection (the
+caller owns the transaction) and returns plain rows or values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import RowMapping, and_, delete, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from onair.store.schema import nodes, runs, task_dependencies, tasks
+
+FINISHED = ("cancelled", "failed", "completed")
+
+
+async def insert_task(
+    conn: AsyncConnection, values: Mapping[str, Any], dependencies: Sequence[Mapping[str, Any]]
+) -> None:
+    """Add one task and the edges to its dependencies."""
+    await conn.execute(insert(tasks), [dict(values)])
+    if dependencies:
+        await conn.execute(insert(task_dependencies), [dict(d) for d in dependencies])
+
+
+async def get_task(
+    conn: AsyncConnection, task_id: UUID, *, lock: bool = False
+) -> RowMapping | None:
+    """One task by id; `lock` holds its row until the transaction ends (PostgreSQL)."""
+    query = select(tasks).where(tasks.c.id == task_id)
+    if lock:
+        query = query.with_for_update()
+    return (await conn.execute(query)).mappings().first()
+
+
+async def get_tasks(conn: AsyncConnection, ids: Iterable[UUID]) -> list[RowMapping]:
+    ids = list(ids)
+    if not ids:
+        return []
+    return list((await conn.execute(select(tasks).where(tasks.c.id.in_(ids)))).mappings())
+
+
+async def task_states(conn: AsyncConnection, ids: Iterable[UUID]) -> dict[UUID, tuple[str, Any]]:
+    """`{id: (status, result)}` for those of `ids` that exist."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    query = select(tasks.c.id, tasks.c.status, tasks.c.result).where(tasks.c.id.in_(ids))
+    return {row.id: (row.status, row.result) for row in await conn.execute(query)}
+
+
+async def task_index(conn: AsyncConnection) -> list[tuple[UUID, str]]:
+    """Every task's id and status."""
+    return [(row.id, row.status) for row in await conn.execute(select(tasks.c.id, tasks.c.status))]
+
+
+async def list_tasks(
+    conn: AsyncConnection,
+    *,
+    owner: str | None = None,
+    any_owner: bool = True,
+    status: str | None = None,
+    operation: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[RowMapping], int]:
+    """A page of tasks, newest first, and the number of tasks matching the filters.
+    With `any_owner` false, only the tasks of `owner` (None: system tasks)."""
+    conditions = []
+    if not any_owner:
+        conditions.append(tasks.c.owner == owner if owner is not None else tasks.c.owner.is_(None))
+    if status is not None:
+        conditions.append(tasks.c.status == status)
+    if operation is not None:
+        conditions.append(tasks.c.operation == operation)
+    where = and_(True, *conditions)
+    total = (await conn.execute(select(func.count()).select_from(tasks).where(where))).scalar_one()
+    page = (
+        select(tasks)
+        .where(where)
+        .order_by(tasks.c.created_at.desc(), tasks.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await conn.execute(page)).mappings()), total
+
+
+async def earliest_due(conn: AsyncConnection) -> datetime | None:
+    """The earliest instant at which any task must be acted on."""
+    return (await conn.execute(select(func.min(tasks.c.due_at)))).scalar_one()
+
+
+async def claim_due(conn: AsyncConnection, horizon: datetime, limit: int) -> list[RowMapping]:
+    """Lock up to `limit` tasks due by `horizon`, earliest first, skipping rows another node
+    holds (PostgreSQL; SQLite has a single writer)."""
+    query = (
+        select(tasks)
+        .where(tasks.c.due_at <= horizon)
+        .order_by(tasks.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+async def update_task(
+    conn: AsyncConnection,
+    task_id: UUID,
+    values: Mapping[str, Any],
+    *,
+    status_in: Sequence[str] | None = None,
+) -> bool:
+    """Change one task; with `status_in`, only while its status is one of those.
+    Returns whether the row changed."""
+    query = update(tasks).where(tasks.c.id == task_id).values(**values)
+    if status_in is not None:
+        query = query.where(tasks.c.status.in_(status_in))
+    return (await conn.execute(query)).rowcount == 1
+
+
+async def insert_runs(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(runs), [dict(r) for r in rows])
+
+
+async def finish_run(conn: AsyncConnection, run_id: UUID, values: Mapping[str, Any]) -> bool:
+    """Record how a run ended, unless it already has an outcome (a cancel got there first)."""
+    query = update(runs).where(runs.c.id == run_id, runs.c.outcome.is_(None)).values(**values)
+    return (await conn.execute(query)).rowcount == 1
+
+
+async def get_run(conn: AsyncConnection, run_id: UUID) -> RowMapping | None:
+    return (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+
+
+async def unfinished_runs(conn: AsyncConnection, task_id: UUID) -> list[RowMapping]:
+    query = select(runs).where(runs.c.task_id == task_id, runs.c.outcome.is_(None))
+    return list((await conn.execute(query)).mappings())
+
+
+async def list_runs(
+    conn: AsyncConnection, task_id: UUID, *, limit: int, offset: int
+) -> tuple[list[RowMapping], int]:
+    """A page of a task's runs, newest first, and how many it has."""
+    where = runs.c.task_id == task_id
+    total = (await conn.execute(select(func.count()).select_from(runs).where(where))).scalar_one()
+    page = select(runs).where(where).order_by(runs.c.due_at.desc()).limit(limit).offset(offset)
+    return list((await conn.execute(page)).mappings()), total
+
+
+async def dependents(conn: AsyncConnection, ids: Iterable[UUID]) -> list[UUID]:
+    """Tasks waiting for any of `ids`: pending, with no due instant until their dependencies
+    have settled."""
+    ids = list(ids)
+    if not ids:
+        return []
+    query = (
+        select(task_dependencies.c.task_id)
+        .join(tasks, tasks.c.id == task_dependencies.c.task_id)
+        .where(
+            task_dependencies.c.dependency_id.in_(ids),
+            tasks.c.status == "pending",
+            tasks.c.due_at.is_(None),
+        )
+        .distinct()
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def removable(
+    conn: AsyncConnection, finished_before: datetime | None, limit: int
+) -> list[UUID]:
+    """Finished tasks (before `finished_before`, if given) that no task depends on."""
+    query = select(tasks.c.id).where(
+        tasks.c.status.in_(FINISHED),
+        ~exists().where(task_dependencies.c.dependency_id == tasks.c.id),
+    )
+    if finished_before is not None:
+        query = query.where(tasks.c.finished_at < finished_before)
+    return list((await conn.execute(query.limit(limit))).scalars())
+
+
+async def delete_tasks(conn: AsyncConnection, ids: Sequence[UUID]) -> None:
+    """Delete tasks with their runs and their edges to their own dependencies."""
+    if ids:
+        await conn.execute(delete(runs).where(runs.c.task_id.in_(ids)))
+        await conn.execute(delete(task_dependencies).where(task_dependencies.c.task_id.in_(ids)))
+        await conn.execute(delete(tasks).where(tasks.c.id.in_(ids)))
+
+
+async def add_node(conn: AsyncConnection, name: str, now: datetime, expires: datetime) -> None:
+    await conn.execute(insert(nodes).values(name=name, started_at=now, expires_at=expires))
+
+
+async def extend_node(conn: AsyncConnection, name: str, expires: datetime) -> bool:
+    """Push this node's lease to `expires`; False if the node was declared dead meanwhile."""
+    query = update(nodes).where(nodes.c.name == name).values(expires_at=expires)
+    return (await conn.execute(query)).rowcount == 1
+
+
+async def remove_node(conn: AsyncConnection, name: str) -> None:
+    await conn.execute(delete(nodes).where(nodes.c.name == name))
+
+
+async def orphaned_runs(conn: AsyncConnection, now: datetime, limit: int) -> list[RowMapping]:
+    """Lock unfinished runs whose node's lease has expired (or whose node is gone)."""
+    alive = select(nodes.c.name).where(nodes.c.expires_at > now)
+    query = (
+        select(runs)
+        .where(runs.c.outcome.is_(None), runs.c.node.not_in(alive))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+async def remove_dead_nodes(conn: AsyncConnection, now: datetime) -> None:
+    """Forget nodes whose lease expired and that hold no unfinished run."""
+    holding = select(runs.c.node).where(runs.c.outcome.is_(None))
+    await conn.execute(delete(nodes).where(nodes.c.expires_at <= now, nodes.c.name.not_in(holding)))
