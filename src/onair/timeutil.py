@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -64,3 +65,12 @@ def next_tick(reference: datetime, interval: timedelta, now: datetime) -> dateti
     reference = as_utc(reference)
     k = math.floor((now - reference) / interval) + 1
     return reference + k * interval
+
+
+async def sleep_until(clock: Clock, instant: datetime) -> None:
+    """Return at `instant` by `clock`, never before: asyncio may wake up to a clock tick early,
+    so the remainder is slept again."""
+    delay = (instant - clock.now()).total_seconds()
+    while delay > 0:
+        await asyncio.sleep(delay)
+        delay = (instant - clock.now()).total_seconds()

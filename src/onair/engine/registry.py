@@ -9,7 +9,6 @@ reap it in a `finally` (see `onair.audio.ffmpeg`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from pydantic import BaseModel
 from onair.engine.conditions import validate
 from onair.engine.policies import Policy
 from onair.errors import UnknownOperation
-from onair.timeutil import Clock
+from onair.timeutil import Clock, sleep_until
 
 JSON = Any
 """A value that `json.dumps` accepts."""
@@ -42,9 +41,7 @@ class RunContext:
 
     async def sleep_until(self, instant: datetime) -> None:
         """Sleep until `instant` (aware) by this run's clock; returns at once if it is past."""
-        delay = (instant - self.clock.now()).total_seconds()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await sleep_until(self.clock, instant)
 
 
 class Operation(Protocol):

@@ -25,7 +25,7 @@ from onair.engine.transitions import Claimed, Ended, Rules
 from onair.errors import OnairError
 from onair.store import queries
 from onair.store.database import Store
-from onair.timeutil import Clock
+from onair.timeutil import Clock, sleep_until
 
 log = logging.getLogger("onair.engine")
 
@@ -176,9 +176,7 @@ class Worker:
         result = None
         error: str | None = None
         try:
-            delay = (claimed.due - self.clock.now()).total_seconds()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await sleep_until(self.clock, claimed.due)
             started = self.clock.now()
             operation = self.registry.get(claimed.operation)
             parameters = self.registry.parameters(
