@@ -62,7 +62,6 @@ class Engine:
     async def __aenter__(self) -> Engine:
         self.worker = Worker(self.store, self.registry, self.clock, self.settings, self.node)
         await self.worker.__aenter__()
-        await self.worker.recover_now()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

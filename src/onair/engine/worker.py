@@ -69,6 +69,9 @@ class Worker:
         async with self.store.begin() as conn:
             await queries.add_node(conn, self.node, now, now + self.settings.lease)
         await self.store.listen(self._heard)
+        async with self.store.begin() as conn:
+            # Runs of nodes that died while this one was down; before the first claim.
+            await transitions.recover(conn, self.rules, now, 10_000)
         self._background = [
             asyncio.create_task(self._loop(), name="onair-claim"),
             asyncio.create_task(self._record_loop(), name="onair-record"),
@@ -272,8 +275,3 @@ class Worker:
         if recovered:
             log.warning("recovered %d runs of nodes that stopped", recovered)
             self._wake.set()
-
-    async def recover_now(self) -> int:
-        """Recover orphaned runs at once (at start-up, and for tests)."""
-        async with self.store.begin() as conn:
-            return await transitions.recover(conn, self.rules, self.clock.now(), 10_000)
