@@ -10,7 +10,8 @@ OnairError
 │   ├── InvalidParameters         one or more fields of a specification are wrong
 │   └── UnknownDependency
 ├── Conflict                      (HTTP 409)
-│   └── TaskFinished              the task can no longer be cancelled
+│   ├── TaskFinished              the task can no longer be cancelled
+│   └── TaskExists                a task with that id was already added
 └── OperationError                raised by operations; the run fails with its message
 """
 
@@ -93,6 +94,12 @@ class Conflict(OnairError):
 class TaskFinished(Conflict):
     def __init__(self, task_id: UUID, status: str) -> None:
         super().__init__(f"Task {task_id} is already {status} and cannot be cancelled.")
+
+
+class TaskExists(Conflict):
+    def __init__(self, task_id: UUID) -> None:
+        super().__init__(f"Task {task_id} already exists.")
+        self.task_id = task_id
 
 
 class OperationError(OnairError):

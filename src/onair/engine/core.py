@@ -27,6 +27,7 @@ from onair.engine.worker import Worker
 from onair.errors import (
     InvalidParameters,
     Problem,
+    TaskExists,
     TaskFinished,
     TaskNotFound,
     UnknownDependency,
@@ -77,6 +78,7 @@ class Engine:
         Raises:
             UnknownOperation, UnknownCondition, InvalidParameters: refused at the door.
             UnknownDependency: a dependency names no task.
+            TaskExists: `new.id` is taken.
         """
         now = self.clock.now()
         values, edges = self._prepare(new, now)
@@ -91,7 +93,10 @@ class Engine:
                 values |= {"status": Status.FAILED.value, "finished_at": now, "error": error}
             elif all(states[i][0] == Status.COMPLETED.value for i in ids):
                 values["due_at"] = values["next_at"]
-            await queries.insert_task(conn, values, edges)
+            try:
+                await queries.insert_task(conn, values, edges)
+            except queries.Duplicate:
+                raise TaskExists(values["id"]) from None
             if values["due_at"] is not None:
                 await self.store.notify(conn, f"due {values['due_at'].isoformat()}")
         if self.worker is not None and values["due_at"] is not None:
@@ -123,7 +128,7 @@ class Engine:
                     )
                 ]
             )
-        task_id = uuid.uuid4()
+        task_id = new.id or uuid.uuid4()
         values: dict[str, Any] = {
             "id": task_id,
             "operation": new.operation.type,

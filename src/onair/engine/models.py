@@ -47,7 +47,8 @@ class Spec:
 @dataclass(frozen=True)
 class NewTask:
     """What to schedule. `dependencies` maps a name to the id of a task whose result the
-    operation receives under that name."""
+    operation receives under that name. `id` is chosen by the engine unless given (a fixed
+    id makes adding idempotent, e.g. for system tasks several nodes ensure at start-up)."""
 
     operation: Spec
     condition: Spec
@@ -55,6 +56,7 @@ class NewTask:
     owner: str | None = None
     name: str | None = None
     policy: Mapping[str, Any] | None = None
+    id: UUID | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import RowMapping, and_, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onair.store.schema import nodes, runs, task_dependencies, tasks
@@ -16,11 +17,23 @@ from onair.store.schema import nodes, runs, task_dependencies, tasks
 FINISHED = ("cancelled", "failed", "completed")
 
 
+class Duplicate(Exception):
+    """A row with that key already exists."""
+
+
 async def insert_task(
     conn: AsyncConnection, values: Mapping[str, Any], dependencies: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Add one task and the edges to its dependencies."""
-    await conn.execute(insert(tasks), [dict(values)])
+    """Add one task and the edges to its dependencies.
+
+    Raises:
+        Duplicate: a task with that id exists (the transaction stays usable).
+    """
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(tasks), [dict(values)])
+    except IntegrityError as error:
+        raise Duplicate(values["id"]) from error
     if dependencies:
         await conn.execute(insert(task_dependencies), [dict(d) for d in dependencies])
 
