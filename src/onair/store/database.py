@@ -55,6 +55,7 @@ class Store:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
             return engine
         return create_async_engine(
             self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
@@ -110,6 +111,9 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+    # Transactions are begun by SQLAlchemy (below), not lazily by the driver at the first
+    # write, so that reads and savepoints belong to the transaction they appear in.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL: readers never block the writer; NORMAL: a commit survives a crash of the process
     # (not of the OS), at a fraction of FULL's fsync cost.
@@ -118,6 +122,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
