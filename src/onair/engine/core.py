@@ -108,7 +108,7 @@ class Engine:
         self.registry.parameters(
             new.operation.type, new.operation.parameters, "operation.parameters"
         )
-        condition = parse_condition(new.condition.type, new.condition.parameters)
+        condition = parse_condition(new.condition.type, dict(new.condition.parameters))
         policy = self._policy(new.operation.type, new.policy)
         trigger = condition.trigger(now)
         first = trigger.next_after(None)
@@ -185,7 +185,7 @@ class Engine:
             index[Status(status)].append(task_id)
         return index
 
-    async def list(
+    async def page(
         self,
         *,
         owner: str | None = None,

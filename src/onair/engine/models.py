@@ -10,6 +10,10 @@ from typing import Any
 from uuid import UUID
 
 
+Record = Mapping[Any, Any]
+"""A row as the store returns it (column name to value)."""
+
+
 class Status(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -84,7 +88,7 @@ class Task:
     error: str | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Task:
+    def from_row(cls, row: Record) -> Task:
         return cls(
             id=row["id"],
             operation=Spec(row["operation"], row["operation_parameters"]),
@@ -128,7 +132,7 @@ class Run:
         return (self.started_at - self.due_at).total_seconds()
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Run:
+    def from_row(cls, row: Record) -> Run:
         outcome = row["outcome"]
         return cls(
             id=row["id"],

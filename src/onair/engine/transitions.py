@@ -20,7 +20,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onair.engine.conditions import Condition, parse_condition
-from onair.engine.models import Outcome, Status
+from onair.engine.models import Outcome, Record, Status
 from onair.engine.policies import Policy
 from onair.engine.registry import Registry
 from onair.engine.triggers import OneShot, Trigger
@@ -62,18 +62,18 @@ class Rules:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def policy(self, row: Mapping[str, Any]) -> Policy:
+    def policy(self, row: Record) -> Policy:
         name = row["operation"]
         base = self.registry.get(name).policy if name in self.registry else Policy()
         return base.merged(row["policy"])
 
-    def condition(self, row: Mapping[str, Any]) -> Condition:
+    def condition(self, row: Record) -> Condition:
         return parse_condition(row["condition"], row["condition_parameters"])
 
-    def trigger(self, row: Mapping[str, Any]) -> Trigger:
+    def trigger(self, row: Record) -> Trigger:
         return self.condition(row).trigger(row["created_at"])
 
-    def final_status(self, row: Mapping[str, Any], last: Outcome) -> Status:
+    def final_status(self, row: Record, last: Outcome) -> Status:
         """The status a task ends with once nothing is left to run: a series has `completed`
         when its count or end is reached, whatever its last run did; a one-shot task takes
         the outcome of its run."""
@@ -81,7 +81,7 @@ class Rules:
             return Status.COMPLETED
         return Status.FAILED
 
-    def next_occurrence(self, row: Mapping[str, Any], after: datetime) -> datetime | None:
+    def next_occurrence(self, row: Record, after: datetime) -> datetime | None:
         """The occurrence after `after`, or None when the series is over (also by its count,
         `occurrences` counting the one at `after`)."""
         condition = self.condition(row)
@@ -263,7 +263,7 @@ async def end_runs(
 
 
 def _after_run(
-    rules: Rules, row: Mapping[str, Any], end: Ended, attempt: int, now: datetime
+    rules: Rules, row: Record, end: Ended, attempt: int, now: datetime
 ) -> dict[str, Any]:
     """The task's new values once run number `attempt` has ended as `end` says."""
     active = max(row["active"] - 1, 0)

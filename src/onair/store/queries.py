@@ -102,7 +102,8 @@ async def list_tasks(
 
 async def earliest_due(conn: AsyncConnection) -> datetime | None:
     """The earliest instant at which any task must be acted on."""
-    return (await conn.execute(select(func.min(tasks.c.due_at)))).scalar_one()
+    earliest: datetime | None = (await conn.execute(select(func.min(tasks.c.due_at)))).scalar_one()
+    return earliest
 
 
 async def claim_due(conn: AsyncConnection, horizon: datetime, limit: int) -> list[RowMapping]:
