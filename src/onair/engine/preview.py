@@ -1,0 +1,68 @@
+"""Previews: the next runs a condition would give, with the DST adjustments spelled out, so a
+user can check a schedule before trusting it. Pure: `created` stands for "now"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from onair.engine.conditions import Condition
+from onair.engine.triggers import Every, Occurrence, OneShot, WallClock, is_ambiguous
+
+
+@dataclass(frozen=True)
+class PreviewItem:
+    """One planned run: `utc` (aware UTC), `local` (the same instant in the condition's zone)
+    and a `note` when a DST gap moved it or a fold made its wall time ambiguous."""
+
+    utc: datetime
+    local: datetime
+    note: str | None = None
+
+
+def preview(condition: Condition, created: datetime, count: int = 10) -> list[PreviewItem]:
+    """The first `count` runs of `condition` for a task created at `created` (aware UTC),
+    fewer when the series ends or its `limit` is smaller."""
+    trigger = condition.trigger(created)
+    zone = condition.zone
+    wanted = count if condition.limit is None else min(count, condition.limit)
+    items: list[PreviewItem] = []
+    after: datetime | None = None
+    while len(items) < wanted:
+        if isinstance(trigger, OneShot | Every | WallClock):
+            found = trigger.occurrence_after(after)
+        else:
+            instant = trigger.next_after(after)
+            found = None if instant is None else Occurrence(instant)
+        if found is None:
+            break
+        local = found.utc.astimezone(zone)
+        items.append(PreviewItem(found.utc, local, _note(found.wall, local, zone)))
+        after = found.utc
+    return items
+
+
+def _note(wall: datetime | None, local: datetime, zone: ZoneInfo) -> str | None:
+    if wall is None:
+        return None
+    day = wall.date().isoformat()
+    if local.replace(tzinfo=None) != wall:
+        moved = _clock(local) if local.date() == wall.date() else f"{local.date()} {_clock(local)}"
+        return f"{_clock(wall)} does not exist on {day} in {zone.key}; moved to {moved}"
+    if is_ambiguous(wall, zone):
+        first = wall.replace(tzinfo=zone, fold=0).strftime("%z")
+        second = wall.replace(tzinfo=zone, fold=1).strftime("%z")
+        return (
+            f"{_clock(wall)} occurs twice on {day} in {zone.key} (UTC{_offset(first)}, then "
+            f"UTC{_offset(second)}); the first is used"
+        )
+    return None
+
+
+def _clock(value: datetime) -> str:
+    return value.strftime("%H:%M:%S" if value.second or value.microsecond else "%H:%M")
+
+
+def _offset(text: str) -> str:
+    return f"{text[:3]}:{text[3:5]}"
