@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -143,6 +143,54 @@ class SynchronizerSettings(BaseModel):
     window: timedelta = Field(timedelta(days=1), description="How far ahead to synchronize.")
 
 
+DEVELOPMENT_SECRET = "onair-development-secret-change-me"
+"""The HS256 secret used when none is configured; a node using it warns at start-up."""
+
+
+class AuthSettings(BaseModel):
+    secret: SecretStr = Field(
+        SecretStr(DEVELOPMENT_SECRET),
+        description=(
+            "Shared secret of HS256 tokens. The default is for development only: set your own "
+            "(e.g. `openssl rand -hex 32`) in production."
+        ),
+    )
+    algorithm: Literal["HS256", "RS256"] = Field(
+        "HS256", description="JWT algorithm: HS256 (shared secret) or RS256 (public key)."
+    )
+    public_key: Path | None = Field(
+        None, description="PEM file of the RS256 public key that verifies tokens."
+    )
+    protect_tasks_api: bool = Field(
+        False,
+        description=(
+            "Require an admin token on the Tasks API (`/tasks`). Off by default, as the reference "
+            "serves it; turn it on in production."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _key_for_rs256(self) -> AuthSettings:
+        if self.algorithm == "RS256" and self.public_key is None:
+            raise ValueError("auth.algorithm RS256 needs auth.public_key (a PEM file)")
+        return self
+
+
+class PlanSettings(BaseModel):
+    credits: int = Field(100, ge=0, description="Credits a recharge adds.")
+    max_credits: int = Field(500, ge=0, description="Balance a recharge never goes beyond.")
+
+
+class CreditsSettings(BaseModel):
+    plan: PlanSettings = Field(
+        default_factory=PlanSettings,
+        description="The plan new users get (they start with its credits).",
+    )
+    daily_recharge: bool = Field(
+        True, description='Ensure the system task "Daily Credit Recharge" at start-up.'
+    )
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["text", "json"] = Field("text", description="Log line format.")
@@ -173,6 +221,8 @@ class Settings(BaseSettings):
     )
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
     synchronizer: SynchronizerSettings = Field(default_factory=SynchronizerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    credits: CreditsSettings = Field(default_factory=CreditsSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
 
     @field_validator("store", mode="after")

@@ -12,6 +12,8 @@ OnairError
 ├── Conflict                      (HTTP 409)
 │   ├── TaskFinished              the task can no longer be cancelled
 │   └── TaskExists                a task with that id was already added
+├── Unauthorized                  (HTTP 401) no valid credentials: missing, forged or expired
+├── Forbidden                     (HTTP 403) valid credentials without the right to act
 └── OperationError                raised by operations; the run fails with its message
 """
 
@@ -100,6 +102,16 @@ class TaskExists(Conflict):
     def __init__(self, task_id: UUID) -> None:
         super().__init__(f"Task {task_id} already exists.")
         self.task_id = task_id
+
+
+class Unauthorized(OnairError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Not authenticated: {reason}.")
+
+
+class Forbidden(OnairError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Forbidden: {reason}.")
 
 
 class OperationError(OnairError):

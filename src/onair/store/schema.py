@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     Uuid,
 )
 
@@ -129,3 +130,36 @@ nodes = Table(
 
 def row_dict(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
+
+
+# Accounts (onair.accounts): users known by their token's `sub`, and their credit movements.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("credits", Integer, nullable=False),
+    # The user's plan: what a recharge adds, and the balance it never goes beyond.
+    Column("plan_credits", Integer, nullable=False),
+    Column("plan_max_credits", Integer, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+)
+
+credit_transactions = Table(
+    "credit_transactions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # The engine run that made the movement (None for movements outside a run). Unique with
+    # the user: a run credits each user at most once, however often it is executed.
+    Column("run_id", Uuid),
+    Column("task_id", Uuid),
+    Column("reason", String(32), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("balance", Integer, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    UniqueConstraint("run_id", "user_id"),
+    Index(None, "user_id", "created_at"),
+)
