@@ -82,6 +82,7 @@ class Worker:
     async def __aexit__(self, *exc: object) -> None:
         self._stopping = True
         self._wake.set()
+        await self.store.stop_listening()
         loop, recorder, heartbeat = self._background
         for task in (loop, heartbeat):
             task.cancel()
