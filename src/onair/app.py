@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from onair.accounts.credits import Accounts
+from onair.accounts.tokens import Authenticator
 from onair.api import create_api
 from onair.config import Settings
 from onair.engine.cleaning import Cleaner
 from onair.engine.core import Engine
 from onair.engine.registry import Registry
+from onair.operations.credit_recharge import CreditRecharge, ensure_daily_recharge
 from onair.operations.test import Test
 from onair.store.database import Store
 from onair.timeutil import Clock, SystemClock
@@ -28,15 +31,17 @@ class Services:
     store: Store
     registry: Registry
     engine: Engine
+    accounts: Accounts
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
     """Everything a node needs, wired but not started."""
     clock = clock or SystemClock()
     store = Store(settings.store.url, pool_size=settings.store.pool_size)
-    registry = Registry([Test()])
+    accounts = Accounts(store, settings.credits.plan, clock)
+    registry = Registry([Test(), CreditRecharge(accounts)])
     engine = Engine(store, registry, clock=clock, settings=settings.engine)
-    return Services(settings, store, registry, engine)
+    return Services(settings, store, registry, engine, accounts)
 
 
 @contextlib.asynccontextmanager
@@ -47,6 +52,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
         await stack.enter_async_context(services.store)
         await services.store.migrate()
         await stack.enter_async_context(services.engine)
+        if settings.credits.daily_recharge:
+            await ensure_daily_recharge(services.engine)
         if settings.cleaner.enabled:
             await stack.enter_async_context(
                 Cleaner(
@@ -68,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with running(services):
             app.state.engine = services.engine
             app.state.services = services
+            app.state.authenticator = Authenticator(services.settings.auth)
+            app.state.authenticator.warn_if_insecure()
             yield
 
     return create_api(lifespan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from onair.accounts.tokens import Role
 from onair.config import Settings
 
 app = typer.Typer(help="onair: the scheduler for radio stations and audio platforms.")
@@ -18,6 +20,8 @@ tasks_app = typer.Typer(help="Tasks of a running service (over its HTTP API).")
 db_app = typer.Typer(help="The database.")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(db_app, name="db")
+token_app = typer.Typer(help="Tokens of the user-facing API, for development and tests.")
+app.add_typer(token_app, name="token")
 console = Console()
 
 UrlOption = Annotated[
@@ -61,6 +65,32 @@ def db_upgrade() -> None:
 
     asyncio.run(upgrade())
     console.print("database is up to date")
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option("--user", help="The user id (the token's sub).")],
+    role: Annotated[Role, typer.Option("--role", help="The token's role.")] = Role.USER,
+    ttl: Annotated[str, typer.Option("--ttl", help="Lifetime: 30m, 1h, 7d...")] = "1h",
+    private_key: Annotated[
+        Path | None, typer.Option("--private-key", help="PEM private key (RS256 only).")
+    ] = None,
+) -> None:
+    """Print a signed token, with the configured secret (HS256) or `--private-key` (RS256)."""
+    from onair.accounts.tokens import create_token, parse_ttl
+
+    try:
+        token = create_token(
+            user,
+            role=role,
+            ttl=parse_ttl(ttl),
+            settings=Settings().auth,
+            private_key=private_key,
+        )
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    print(token)
 
 
 def _client(url: str | None) -> httpx.Client:

@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from onair.api import tasks
+from onair.api import scheduler, tasks, users
 from onair.api.errors import install_reference_errors
 
 
@@ -38,6 +38,7 @@ def create_api(
         redirect_slashes=False,
     )
     install_reference_errors(app)
-    app.include_router(tasks.router)
+    app.include_router(tasks.router, dependencies=[Depends(users.protect_tasks_api)])
+    app.mount("/api/v1", users.create_user_api(app, scheduler.router))
     app.add_middleware(StripTrailingSlash)
     return app

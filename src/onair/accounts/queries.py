@@ -1,0 +1,87 @@
+"""The accounts' statements, by name. Each takes an open connection (the caller owns the
+transaction) and returns plain rows or values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import RowMapping, bindparam, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from onair.store.schema import credit_transactions, users
+
+
+async def get_user(conn: AsyncConnection, user_id: str) -> RowMapping | None:
+    return (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
+
+
+async def insert_user(conn: AsyncConnection, values: Mapping[str, Any]) -> bool:
+    """Add a user; False (and the transaction still usable) when the id is taken, e.g. by a
+    concurrent first request of the same user."""
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(users), [dict(values)])
+    except IntegrityError:
+        return False
+    return True
+
+
+async def set_role(conn: AsyncConnection, user_id: str, role: str, now: datetime) -> None:
+    query = update(users).where(users.c.id == user_id).values(role=role, updated_at=now)
+    await conn.execute(query)
+
+
+async def unrecharged_users(
+    conn: AsyncConnection, run_id: UUID, user_id: str | None, after: str | None, limit: int
+) -> list[RowMapping]:
+    """Lock up to `limit` users (one if `user_id` is given; by id, after `after`) that run
+    `run_id` has not credited yet."""
+    done = exists().where(
+        credit_transactions.c.run_id == run_id, credit_transactions.c.user_id == users.c.id
+    )
+    query = select(users).where(~done)
+    if user_id is not None:
+        query = query.where(users.c.id == user_id)
+    if after is not None:
+        query = query.where(users.c.id > after)
+    query = query.order_by(users.c.id).limit(limit).with_for_update()
+    return list((await conn.execute(query)).mappings())
+
+
+async def insert_transactions(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record credit movements. Raises IntegrityError if a run credits a user twice."""
+    if rows:
+        await conn.execute(insert(credit_transactions), [dict(r) for r in rows])
+
+
+async def set_balances(conn: AsyncConnection, balances: Mapping[str, int], now: datetime) -> None:
+    if not balances:
+        return
+    query = (
+        update(users)
+        .where(users.c.id == bindparam("user"))
+        .values(credits=bindparam("balance"), updated_at=now)
+    )
+    await conn.execute(query, [{"user": u, "balance": b} for u, b in balances.items()])
+
+
+async def list_transactions(
+    conn: AsyncConnection, user_id: str, *, limit: int, offset: int
+) -> tuple[list[RowMapping], int]:
+    """A page of a user's credit movements, newest first, and how many there are."""
+    where = credit_transactions.c.user_id == user_id
+    total = (
+        await conn.execute(select(func.count()).select_from(credit_transactions).where(where))
+    ).scalar_one()
+    page = (
+        select(credit_transactions)
+        .where(where)
+        .order_by(credit_transactions.c.created_at.desc(), credit_transactions.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await conn.execute(page)).mappings()), total
