@@ -71,9 +71,6 @@ def test_registry_names() -> None:
             id="cron_never_matches",
         ),
         pytest.param(
-            "cron", {"expression": "0 9 * * *"}, "timezone", "Field required", id="cron_needs_zone"
-        ),
-        pytest.param(
             "rrule",
             {"rule": "FREQ=FOO", "start": "2026-01-01T09:00", "timezone": "UTC"},
             "rule",

@@ -144,7 +144,6 @@ class Recurring(_Series):
     absolute (3600 s); the others keep the wall time of `start`."""
 
     type_name: ClassVar[str] = "recurring"
-    timezone: str
     start: datetime
     frequency: Literal["hourly", "daily", "weekly", "monthly", "yearly"]
     interval: int = Field(default=1, ge=1)
@@ -167,7 +166,6 @@ class CronCondition(_Series):
     """A 5-field cron expression in `timezone`, from `start` (default: the task's creation)."""
 
     type_name: ClassVar[str] = "cron"
-    timezone: str
     expression: str
 
     @field_validator("expression")
@@ -205,7 +203,6 @@ class RRule(_Series):
     UNTIL may be given in the rule or as parameters; the stricter one holds."""
 
     type_name: ClassVar[str] = "rrule"
-    timezone: str
     start: datetime
     rule: str
 

@@ -20,7 +20,7 @@ from onair.config import EngineSettings
 from onair.engine import transitions
 from onair.engine.conditions import parse_condition, problems_of
 from onair.engine.models import FINISHED, NewTask, Run, Status, Task
-from onair.engine.policies import Policy
+from onair.engine.policies import Policy, describe
 from onair.engine.registry import Registry
 from onair.engine.triggers import OneShot
 from onair.engine.worker import Worker
@@ -122,8 +122,8 @@ class Engine:
             raise InvalidParameters(
                 [
                     Problem(
-                        f"{first.isoformat()} is already {transitions.describe(now - first)} "
-                        f"past, beyond the misfire grace of {transitions.describe(grace)}",
+                        f"{first.isoformat()} is already {describe(now - first)} "
+                        f"past, beyond the misfire grace of {describe(grace)}",
                         "condition.parameters",
                     )
                 ]

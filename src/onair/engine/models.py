@@ -9,7 +9,6 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-
 Record = Mapping[Any, Any]
 """A row as the store returns it (column name to value)."""
 

@@ -6,7 +6,9 @@ Each operation gives defaults (`Operation.policy`); a task may override any fiel
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,3 +67,82 @@ class Policy(BaseModel):
             else:
                 data[key] = value
         return Policy.model_validate(data)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """What to do with a task's due occurrence, decided at claim time.
+
+    `run` says whether to start a run for `due`; `missed` occurrences (from `first_missed`) are
+    recorded instead of run; `next_at` is the series' following occurrence and `consumed` how
+    many occurrences this decision used up (for the series' count).
+    """
+
+    run: bool
+    due: datetime
+    missed: int
+    first_missed: datetime | None
+    reason: str | None
+    next_at: datetime | None
+    consumed: int
+
+
+def decide(
+    next_after: Callable[[datetime], datetime | None],
+    remaining: int | None,
+    due: datetime,
+    now: datetime,
+    policy: Policy,
+) -> Occurrence:
+    """The misfire rule. Occurrences overtaken by a later one that is also already due are
+    missed (a series never runs a burst of late runs); the latest due occurrence runs if it is
+    within the grace, else it is missed too. With `catch_up`, missed occurrences give exactly
+    one run, now. `remaining` is how many occurrences the series' count still allows (None: no
+    count); `next_after` is the trigger's.
+    """
+
+    def following(instant: datetime, used: int) -> datetime | None:
+        if remaining is not None and used >= remaining:
+            return None
+        return next_after(instant)
+
+    current, used, missed = due, 1, 0
+    upcoming = following(current, used)
+    while upcoming is not None and upcoming <= now and missed < _MAX_COALESCED:
+        missed, used, current = missed + 1, used + 1, upcoming
+        upcoming = following(current, used)
+    late = now - current
+    expired = policy.misfire_grace is not None and late > policy.misfire_grace
+    reasons = []
+    if missed:
+        reasons.append(
+            f"Missed: {missed} occurrence{'s' if missed > 1 else ''} from {due.isoformat()} "
+            "passed while a later one was already due."
+        )
+    if expired:
+        assert policy.misfire_grace is not None
+        missed += 1
+        reasons.append(
+            f"Expired: due at {current.isoformat()}, {describe(late)} late, beyond the misfire "
+            f"grace of {describe(policy.misfire_grace)}."
+        )
+    reason = " ".join(reasons) or None
+    run = not expired or (policy.catch_up and missed > 0)
+    return Occurrence(
+        run=run,
+        due=current,
+        missed=missed - (1 if expired and run else 0),
+        first_missed=due if missed else None,
+        reason=reason,
+        next_at=upcoming,
+        consumed=used,
+    )
+
+
+_MAX_COALESCED = 100_000
+
+
+def describe(delta: timedelta) -> str:
+    """A duration for people: milliseconds under a minute, minutes above."""
+    seconds = delta.total_seconds()
+    return f"{seconds:.3f} s" if seconds < 60 else f"{seconds / 60:.1f} min"

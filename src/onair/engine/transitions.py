@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onair.engine.conditions import Condition, parse_condition
 from onair.engine.models import Outcome, Record, Status
-from onair.engine.policies import Policy
+from onair.engine.policies import Policy, decide
 from onair.engine.registry import Registry
 from onair.engine.triggers import OneShot, Trigger
 from onair.store import queries
@@ -81,15 +81,6 @@ class Rules:
             return Status.COMPLETED
         return Status.FAILED
 
-    def next_occurrence(self, row: Record, after: datetime) -> datetime | None:
-        """The occurrence after `after`, or None when the series is over (also by its count,
-        `occurrences` counting the one at `after`)."""
-        condition = self.condition(row)
-        limit = getattr(condition, "limit", None)
-        if limit is not None and row["occurrences"] + 1 >= limit:
-            return None
-        return condition.trigger(row["created_at"]).next_after(after)
-
 
 def failure(operation: str, message: str) -> str:
     """The error a failed run leaves on its task (the reference's wording, one final period)."""
@@ -97,17 +88,20 @@ def failure(operation: str, message: str) -> str:
     return f"Operation {operation} failed: {message}" + ("" if message.endswith(".") else ".")
 
 
-def describe(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    return f"{seconds:.3f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
-
-
 async def claim(
-    conn: AsyncConnection, rules: Rules, node: str, now: datetime, horizon: datetime, limit: int
+    conn: AsyncConnection,
+    rules: Rules,
+    node: str,
+    now: datetime,
+    horizon: datetime,
+    limit: int,
+    stopped: list[UUID],
 ) -> list[Claimed]:
     """Claim the tasks due by `horizon`: record a run for each (with this node's lease), move
     the task to `running` and advance its series. Occurrences beyond their misfire grace, or
-    overlapping a run still in progress under the `skip` policy, are recorded as missed."""
+    overlapping a run still in progress under the `skip` policy, are recorded as missed; runs
+    replaced under the `replace` policy are ended and their ids appended to `stopped`, for the
+    caller to stop wherever they run."""
     rows = await queries.claim_due(conn, horizon, limit)
     if not rows:
         return []
@@ -115,7 +109,8 @@ async def claim(
     claimed: list[Claimed] = []
     new_runs: list[dict[str, Any]] = []
     for row in rows:
-        run = await _claim_one(conn, rules, row, node, now)
+        run, replaced = await _claim_one(conn, rules, row, node, now)
+        stopped.extend(replaced)
         if run is None:
             continue
         new_runs.append(run)
@@ -138,25 +133,62 @@ async def claim(
 
 async def _claim_one(
     conn: AsyncConnection, rules: Rules, row: RowMapping, node: str, now: datetime
-) -> dict[str, Any] | None:
-    """The run to start for `row`, or None when its occurrence is missed instead."""
-    due: datetime = row["due_at"]
-    retrying = row["attempt"] > 1
+) -> tuple[dict[str, Any] | None, list[UUID]]:
+    """The run to start for `row` (None when its occurrence is missed instead), and the runs
+    it replaces under the `replace` overlap policy."""
     policy = rules.policy(row)
-    next_at = row["next_at"] if retrying else rules.next_occurrence(row, due)
-    occurrences = row["occurrences"] + (0 if retrying else 1)
-    late = now - due
-    missed: str | None = None
-    if policy.misfire_grace is not None and late > policy.misfire_grace:
-        missed = (
-            f"Expired: due at {due.isoformat()}, {describe(late)} late, beyond the misfire "
-            f"grace of {describe(policy.misfire_grace)}."
+    if row["attempt"] > 1:  # a retry: due at its backoff instant, not at an occurrence
+        return await _start(conn, row, node, now, row["due_at"], row["next_at"], 0, []), []
+    condition = rules.condition(row)
+    limit = condition.limit
+    remaining = None if limit is None else max(limit - row["occurrences"], 1)
+    trigger = condition.trigger(row["created_at"])
+    decision = decide(trigger.next_after, remaining, row["due_at"], now, policy)
+    occurrences = row["occurrences"] + decision.consumed
+    if decision.missed:
+        assert decision.first_missed is not None
+        assert decision.reason is not None
+        await _record_missed(conn, row, node, now, decision.first_missed, decision.reason)
+    replaced: list[UUID] = []
+    reason = decision.reason
+    if decision.run and row["active"] > 0 and policy.overlap == "skip":
+        reason = "Skipped: the previous run was still in progress."
+        await _record_missed(conn, row, node, now, decision.due, reason)
+    elif decision.run:
+        if row["active"] > 0 and policy.overlap == "replace":
+            replaced = await _replace_runs(conn, row["id"], now, decision.due)
+        run = await _start(
+            conn, row, node, now, decision.due, decision.next_at, occurrences, replaced
         )
-    elif row["active"] > 0 and policy.overlap == "skip":
-        missed = "Skipped: the previous run was still in progress."
-    if missed is not None:
-        await _record_missed(conn, rules, row, node, now, missed, next_at, occurrences)
-        return None
+        return run, replaced
+    values: dict[str, Any] = {
+        "next_at": decision.next_at,
+        "due_at": decision.next_at,
+        "occurrences": occurrences,
+        "last_outcome": Outcome.MISSED.value,
+        "error": reason,
+        "updated_at": now,
+    }
+    if decision.next_at is None and row["active"] == 0:
+        values |= {"status": rules.final_status(row, Outcome.MISSED).value, "finished_at": now}
+        await queries.update_task(conn, row["id"], values)
+        await settle_dependents(conn, [row["id"]], now)
+    else:
+        await queries.update_task(conn, row["id"], values)
+    return None, []
+
+
+async def _start(
+    conn: AsyncConnection,
+    row: RowMapping,
+    node: str,
+    now: datetime,
+    due: datetime,
+    next_at: datetime | None,
+    occurrences: int,
+    replaced: Sequence[UUID],
+) -> dict[str, Any]:
+    """Record a run of `row` due at `due` and move the task to `running`."""
     run = {
         "id": uuid.uuid4(),
         "task_id": row["id"],
@@ -170,9 +202,9 @@ async def _claim_one(
         row["id"],
         {
             "status": Status.RUNNING.value,
-            "active": row["active"] + 1,
+            "active": row["active"] - len(replaced) + 1,
             "runs": row["runs"] + 1,
-            "occurrences": occurrences,
+            "occurrences": occurrences or row["occurrences"],
             "attempt": run["attempt"],
             "next_at": next_at,
             "due_at": next_at,
@@ -183,15 +215,21 @@ async def _claim_one(
     return run
 
 
+async def _replace_runs(
+    conn: AsyncConnection, task_id: UUID, now: datetime, due: datetime
+) -> list[UUID]:
+    """End the task's runs in progress as cancelled, for the run due at `due`."""
+    replaced = []
+    for run in await queries.unfinished_runs(conn, task_id):
+        error = f"Replaced by the run due at {due.isoformat()}."
+        values = {"finished_at": now, "outcome": Outcome.CANCELLED.value, "error": error}
+        if await queries.finish_run(conn, run["id"], values):
+            replaced.append(run["id"])
+    return replaced
+
+
 async def _record_missed(
-    conn: AsyncConnection,
-    rules: Rules,
-    row: RowMapping,
-    node: str,
-    now: datetime,
-    reason: str,
-    next_at: datetime | None,
-    occurrences: int,
+    conn: AsyncConnection, row: RowMapping, node: str, now: datetime, due: datetime, reason: str
 ) -> None:
     await queries.insert_runs(
         conn,
@@ -200,29 +238,14 @@ async def _record_missed(
                 "id": uuid.uuid4(),
                 "task_id": row["id"],
                 "node": node,
-                "attempt": max(row["attempt"], 1),
-                "due_at": row["due_at"],
+                "attempt": 1,
+                "due_at": due,
                 "finished_at": now,
                 "outcome": Outcome.MISSED.value,
                 "error": reason,
             }
         ],
     )
-    values: dict[str, Any] = {
-        "next_at": next_at,
-        "due_at": next_at,
-        "occurrences": occurrences,
-        "attempt": 1,
-        "last_outcome": Outcome.MISSED.value,
-        "error": reason,
-        "updated_at": now,
-    }
-    if next_at is None and row["active"] == 0:
-        values |= {"status": rules.final_status(row, Outcome.MISSED).value, "finished_at": now}
-        await queries.update_task(conn, row["id"], values)
-        await settle_dependents(conn, [row["id"]], now)
-        return
-    await queries.update_task(conn, row["id"], values)
 
 
 async def _dependency_results(conn: AsyncConnection, rows: Sequence[RowMapping]) -> dict[UUID, Any]:

@@ -111,10 +111,18 @@ class Worker:
             if active.claimed.task_id == task_id:
                 self._cancel(active, Outcome.CANCELLED, None)
 
+    def stop_run(self, run_id: UUID, error: str) -> None:
+        """Stop one run, if this node holds it (it was replaced by a later one)."""
+        active = self._active.get(run_id)
+        if active is not None:
+            self._cancel(active, Outcome.CANCELLED, error)
+
     def _heard(self, payload: str) -> None:
         kind, _, value = payload.partition(" ")
         if kind == "cancel":
             self.interrupt(UUID(value))
+        elif kind == "stop":
+            self.stop_run(UUID(value), "Replaced by a later run.")
         elif kind == "due":
             self.due_changed(datetime.fromisoformat(value) if value else None)
 
@@ -144,10 +152,15 @@ class Worker:
         claimed: list[Claimed] = []
         if capacity > 0:
             limit = min(settings.claim_batch, capacity)
+            stopped: list[UUID] = []
             async with self.store.begin() as conn:
                 claimed = await transitions.claim(
-                    conn, self.rules, self.node, now, now + settings.lookahead, limit
+                    conn, self.rules, self.node, now, now + settings.lookahead, limit, stopped
                 )
+                for run_id in stopped:
+                    await self.store.notify(conn, f"stop {run_id}")
+            for run_id in stopped:
+                self.stop_run(run_id, "Replaced by a later run.")
             for item in claimed:
                 self._start(item)
             if len(claimed) == limit:
