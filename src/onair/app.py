@@ -57,10 +57,11 @@ async def running(services: Services) -> AsyncIterator[Services]:
         if settings.cleaner.enabled:
             await stack.enter_async_context(
                 Cleaner(
-                    services.engine.clean,
+                    services.engine.expire,
                     services.engine.clock,
                     settings.cleaner.reference,
                     settings.cleaner.interval,
+                    settings.cleaner.retention,
                 )
             )
         yield services

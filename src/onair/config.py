@@ -70,9 +70,13 @@ class CleanerSettings(BaseModel):
         datetime(2000, 1, 1), description="A naive UTC instant the cleaning ticks are aligned to."
     )
     interval: timedelta = Field(
-        timedelta(days=1), description="How often finished tasks are cleaned (strategy `all`)."
+        timedelta(hours=1), description="How often the retention is applied."
     )
-    enabled: bool = Field(True, description="Run the periodic cleaner.")
+    retention: timedelta = Field(
+        timedelta(days=30),
+        description="Finished tasks, and runs, are deleted this long after they ended.",
+    )
+    enabled: bool = Field(True, description="Apply the retention periodically.")
 
 
 class HttpSettings(BaseModel):

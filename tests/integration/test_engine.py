@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Spec, Status
-from onair.errors import InvalidParameters
+from onair.errors import InvalidParameters, TaskNotFound
 from onair.store.database import Store
 
 
@@ -137,3 +137,25 @@ async def test_a_thousand_due_at_once_all_run_once(engine: Engine) -> None:
     assert time.monotonic() - started < 30
     for task_id in ids[::50]:
         assert (await engine.runs(task_id))[1] == 1
+
+
+async def test_retention_deletes_old_finished_tasks_and_run_history(engine: Engine) -> None:
+    done = await engine.add(NewTask(Spec("test"), Spec("now")))
+    assert await finished(engine, done.id) is Status.COMPLETED
+    series = await engine.add(
+        NewTask(Spec("test"), Spec("interval", {"every": 0.2}), policy={"overlap": "allow"})
+    )
+    async with asyncio.timeout(5):
+        while (await engine.runs(series.id))[1] < 2:
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)
+    cutoff = datetime.now(UTC)
+    tasks, runs = await engine.expire(cutoff, batch=1)
+    assert tasks == 1
+    assert runs >= 1  # the series' finished runs before the cutoff
+    with pytest.raises(TaskNotFound):
+        await engine.get(done.id)
+    assert (await engine.get(series.id)).status in (Status.PENDING, Status.RUNNING)
+    remaining, _ = await engine.runs(series.id)
+    assert all(r.finished_at is None or r.finished_at >= cutoff for r in remaining)
+    await engine.cancel(series.id)

@@ -56,17 +56,20 @@ def parse_strategy(type_: str, parameters: Mapping[str, Any]) -> Strategy:
 
 
 class Cleaner:
-    """Cleans finished tasks (strategy `all`) at every `reference + k * interval`, like the
-    reference's daily cleaner, but a failed cycle is logged and the next one still happens."""
+    """Applies the retention at every `reference + k * interval`: finished tasks and run
+    history older than `retention` go. Unlike the reference's daily `all`, recent history
+    stays visible; a failed cycle is logged and the next one still happens."""
 
     def __init__(
         self,
-        clean: Callable[[], Awaitable[object]],
+        expire: Callable[[datetime], Awaitable[object]],
         clock: Clock,
         reference: datetime,
         interval: timedelta,
+        retention: timedelta,
     ) -> None:
-        self._clean = clean
+        self._expire = expire
+        self._retention = retention
         self._clock = clock
         self._reference = reference
         self._interval = interval
@@ -87,6 +90,6 @@ class Cleaner:
             tick = next_tick(self._reference, self._interval, now)
             await asyncio.sleep((tick - now).total_seconds())
             try:
-                await self._clean()
+                await self._expire(self._clock.now() - self._retention)
             except Exception:
                 log.exception("cleaning finished tasks failed; trying again next time")

@@ -254,3 +254,15 @@ class Engine:
             if not ids:
                 return removed
             removed += ids
+
+    async def expire(self, before: datetime, batch: int = 500) -> tuple[int, int]:
+        """Retention: delete tasks that finished before `before` (as `clean` does) and the runs
+        of any task that ended before it, in batches. Returns (tasks, runs) deleted."""
+        tasks = len(await self.clean(before, batch))
+        runs = 0
+        while True:
+            async with self.store.begin() as conn:
+                deleted = await queries.prune_runs(conn, before, batch)
+            runs += deleted
+            if deleted < batch:
+                return tasks, runs

@@ -204,6 +204,15 @@ async def delete_tasks(conn: AsyncConnection, ids: Sequence[UUID]) -> None:
         await conn.execute(delete(tasks).where(tasks.c.id.in_(ids)))
 
 
+async def prune_runs(conn: AsyncConnection, finished_before: datetime, limit: int) -> int:
+    """Delete up to `limit` finished runs that ended before `finished_before`."""
+    old = select(runs.c.id).where(runs.c.finished_at < finished_before).limit(limit)
+    ids = list((await conn.execute(old)).scalars())
+    if ids:
+        await conn.execute(delete(runs).where(runs.c.id.in_(ids)))
+    return len(ids)
+
+
 async def add_node(conn: AsyncConnection, name: str, now: datetime, expires: datetime) -> None:
     await conn.execute(insert(nodes).values(name=name, started_at=now, expires_at=expires))
 
