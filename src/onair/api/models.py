@@ -71,7 +71,9 @@ class GenericTask(BaseModel):
     status: Status
     next: NaiveUTC | None = Field(None, description="onair: the next due instant.")
     runs: int = Field(0, description="onair: runs started so far.")
+    last: NaiveUTC | None = Field(None, description="onair: when the latest run started.")
     outcome: str | None = Field(None, description="onair: how the latest run ended.")
+    error: str | None = Field(None, description="onair: the latest error, if any.")
 
 
 class PendingTask(BaseModel):
@@ -149,7 +151,9 @@ def generic(task: Task) -> GenericTask:
         status=task.status,
         next=task.next_at if not task.status.finished else None,
         runs=task.runs,
+        last=task.started_at,
         outcome=task.last_outcome,
+        error=task.error,
     )
 
 
