@@ -404,6 +404,23 @@ async def test_no_instance_at_that_start(
     assert str(error) == f"No instance found for event {event.id} and start {wrong.isoformat()}."
 
 
+async def test_the_last_hour_of_a_25_hour_day_is_found(
+    fakes: Neighbours, clients: Clients, tmp_path: Path
+) -> None:
+    """Warsaw falls back on 2025-10-26: that local day is 25 h long, 22:00 to 23:00 UTC."""
+    start = datetime(2025, 10, 26, 23, 30)
+    event = fakes.emishows.add_event(start, start + timedelta(minutes=15))
+
+    error = await _fails(
+        make_stream(clients, fakes, tmp_path), {"id": str(event.id), "start": start.isoformat()}
+    )
+
+    assert isinstance(error, InstanceEnded)  # found, and then refused as past
+    (day,) = fakes.emishows.logged("GET", "/schedule")
+    assert (day.query["start"], day.query["end"]) == ("2025-10-25T22:00:00", "2025-10-26T23:00:00")
+    assert day.query["where"] == f'{{"id":"{event.id}"}}'
+
+
 async def test_live_events_are_not_streamed(
     fakes: Neighbours, clients: Clients, tmp_path: Path
 ) -> None:

@@ -438,6 +438,11 @@ class Subscription:
             ) from error
         raise NeighbourUnreachable(self._name, "closed its event stream")
 
+    async def aclose(self) -> None:
+        closer = getattr(self._lines, "aclose", None)
+        if closer is not None:
+            await closer()
+
 
 class Emistream(_Neighbour):
     """The streaming gate (§2.4): reserve the single slot, learn when it frees."""
@@ -492,7 +497,11 @@ class Emistream(_Neighbour):
             return response
 
         response = await self._retrying("GET /sse", attempt)
+        subscription = Subscription(self.name, response)
         try:
-            yield Subscription(self.name, response)
+            yield subscription
         finally:
-            await response.aclose()
+            try:
+                await subscription.aclose()
+            finally:
+                await response.aclose()
