@@ -53,6 +53,14 @@ def serve() -> None:
     )
 
 
+@app.command()
+def settings() -> None:
+    """Print every setting, its environment variable and default, as a Markdown table."""
+    from onair.config import settings_table
+
+    print(settings_table())
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the configured database to the newest schema."""

@@ -235,3 +235,56 @@ class Settings(BaseSettings):
         if not store.url.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError(f"unsupported database URL {store.url!r}: use sqlite or postgresql")
         return store
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table row (variable, default, description): the README's
+    table is this function's output, and a test keeps the two in sync."""
+    rows = ["| Variable | Default | Description |", "|---|---|---|"]
+    rows += [
+        f"| `{name}` | `{default}` | {description} |"
+        for name, default, description in _walk(Settings, "ONAIR_", Settings())
+    ]
+    return "\n".join(rows)
+
+
+def _walk(model: type[BaseModel], prefix: str, value: BaseModel) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        current = getattr(value, name)
+        if isinstance(current, BaseModel):
+            found += _walk(type(current), f"{prefix}_{name.upper()}_", current)
+            continue
+        shown = _show(current)
+        found.append((f"{prefix}_{name.upper()}", shown, field.description or ""))
+    return found
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, timedelta):
+        return _iso_duration(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
+def _iso_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    out = "P" + (f"{int(days)}D" if days else "")
+    time = (
+        (f"{int(hours)}H" if hours else "")
+        + (f"{int(minutes)}M" if minutes else "")
+        + (f"{secs:g}S" if secs else "")
+    )
+    return out + ("T" + time if time else "") if (days or time) else "PT0S"
