@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,11 +56,23 @@ def serve() -> None:
 
 
 @app.command()
-def settings() -> None:
+def settings(
+    readme: Annotated[
+        Path | None, typer.Option(help="Rewrite the settings table in this README instead.")
+    ] = None,
+) -> None:
     """Print every setting, its environment variable and default, as a Markdown table."""
     from onair.config import settings_table
 
-    print(settings_table())
+    if readme is None:
+        print(settings_table())
+        return
+    marked = re.compile(r"(<!-- settings:begin.*?-->\n).*?(<!-- settings:end -->)", re.S)
+    text = readme.read_text()
+    if not marked.search(text):
+        console.print(f"[red]{readme} has no settings:begin/settings:end markers[/red]")
+        raise typer.Exit(1)
+    readme.write_text(marked.sub(lambda m: m[1] + settings_table() + "\n" + m[2], text))
 
 
 @db_app.command("upgrade")
