@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
