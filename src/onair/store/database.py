@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -83,6 +84,32 @@ class Store:
         async with self.engine.connect() as connection:
             await connection.run_sync(_upgrade)
             await connection.commit()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Whether this node holds the lock `name` for the block, tried without waiting.
+
+        On PostgreSQL: a session advisory lock on a connection of its own, released at exit (or
+        when the connection dies), so at most one node at a time gets True. On SQLite this
+        process is the only node: always True.
+        """
+        if self.dialect != "postgresql":
+            yield True
+            return
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            lock, unlock = "SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
+            held = bool(await connection.scalar(text(lock), {"key": key}))
+            try:
+                yield held
+            finally:
+                if held:
+                    try:
+                        await connection.execute(text(unlock), {"key": key})
+                    except Exception:  # never hand a connection holding the lock back to the pool
+                        await connection.invalidate()
+                        raise
 
     async def notify(self, connection: AsyncConnection, payload: str) -> None:
         """Tell the other nodes `payload` once `connection`'s transaction commits."""
