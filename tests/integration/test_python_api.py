@@ -1,0 +1,235 @@
+"""The Python API in-process on SQLite and PostgreSQL: the docs' example run as written, the
+seed's calls, and errors raised as domain errors naming the argument."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from onair import (
+    InvalidParameters,
+    Principal,
+    RecurrenceType,
+    Role,
+    ScheduledTask,
+    Scheduler,
+    TaskStatus,
+    TaskType,
+)
+from onair.config import Settings
+from onair.operations.credit_recharge import DAILY_RECHARGE_ID
+
+DOCS = Path(__file__).parents[2] / "docs" / "python-api.md"
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", DOCS.read_text(), re.S | re.M)
+
+
+async def test_the_documented_example_runs_as_documented(tmp_path: Path) -> None:
+    [example] = _blocks("python")
+    [expected] = _blocks("text")
+    script = tmp_path / "example.py"
+    script.write_text(example)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "error",
+        str(script),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert out.decode() == expected
+    assert (tmp_path / "data" / "example.db").exists()
+
+
+@pytest.fixture
+async def scheduler(database_url: str) -> AsyncIterator[Scheduler]:
+    async with Scheduler(database_url=database_url) as scheduler:
+        yield scheduler
+
+
+async def _wait_finished(scheduler: Scheduler, task: ScheduledTask) -> ScheduledTask:
+    async with asyncio.timeout(15):
+        while True:
+            found = await scheduler.get_task(task.id)
+            assert found is not None
+            if found.status.finished:
+                return found
+            await asyncio.sleep(0.05)
+
+
+async def test_the_seeds_calls(scheduler: Scheduler) -> None:
+    """The seed's Python example, call for call. The play types wait for the audio
+    operations; until then they are refused by name, and the same calls run with recharges."""
+    user = await scheduler.accounts.ensure(Principal("seed-user", Role.USER))
+    for task_type, parameters in (
+        (TaskType.PLAY_SOUND, {"sound_id": "0b6c4e4e-4a55-4d2e-9a53-0b1a9a6c3c11"}),
+        (
+            TaskType.PLAY_PLAYLIST,
+            {
+                "playlist_id": "5d1f3b0e-7f43-4a39-9b8e-2f3a8c1d9e77",
+                "play_mode": "continuous",
+                "shuffle": False,
+            },
+        ),
+    ):
+        if task_type.value in scheduler.engine.registry:
+            continue
+        with pytest.raises(InvalidParameters) as raised:
+            await scheduler.create_task(
+                name="Test Sound",
+                task_type=task_type,
+                scheduled_at=datetime.now(UTC) + timedelta(hours=2),
+                timezone="America/New_York",
+                parameters=parameters,
+                user_id=user.id,
+            )
+        unavailable = f"task type {task_type} is not available on this server"
+        assert str(raised.value) == f"task_type: {unavailable}"
+
+    task = await scheduler.create_task(
+        name="Test Sound",
+        task_type=TaskType.CREDIT_RECHARGE,
+        scheduled_at=datetime.now(UTC) + timedelta(hours=2),
+        timezone="America/New_York",
+        parameters={"user_id": user.id},
+        user_id=user.id,
+    )
+    recurring_task = await scheduler.create_task(
+        name="Weekly Playlist",
+        task_type=TaskType.CREDIT_RECHARGE,
+        scheduled_at=datetime.now(UTC) + timedelta(days=1),
+        recurrence_type=RecurrenceType.WEEKLY,
+        recurrence_count=10,
+        parameters={"user_id": user.id},
+        user_id=user.id,
+    )
+    assert (recurring_task.recurrence_type, recurring_task.recurrence_count) == ("weekly", 10)
+    success = await scheduler.cancel_task(task.id)
+    assert success is True
+    user_tasks = await scheduler.get_user_tasks(
+        user_id=user.id, status=TaskStatus.PENDING, limit=20
+    )
+    assert [t.id for t in user_tasks] == [recurring_task.id]
+    assert [t.id for t in await scheduler.get_user_tasks(user.id)] == [
+        recurring_task.id,
+        task.id,
+    ]
+
+
+async def test_naive_scheduled_at_is_wall_time_in_the_zone(scheduler: Scheduler) -> None:
+    task = await scheduler.create_task(
+        name="New York morning",
+        task_type=TaskType.CREDIT_RECHARGE,
+        scheduled_at=datetime(2031, 1, 15, 9, 0),
+        timezone="America/New_York",
+        parameters={},
+    )
+    assert task.scheduled_at == datetime(2031, 1, 15, 14, 0, tzinfo=UTC)
+    assert task.next_execution_at == datetime(2031, 1, 15, 14, 0, tzinfo=UTC)
+    assert task.timezone == "America/New_York"
+    assert task.user_id is None
+
+
+async def test_a_task_runs_in_process(scheduler: Scheduler) -> None:
+    await scheduler.accounts.ensure(Principal("runner", Role.USER))
+    task = await scheduler.create_task(
+        name="now",
+        task_type="credit_recharge",
+        scheduled_at=datetime.now(UTC) + timedelta(milliseconds=200),
+        parameters={"user_id": "runner"},
+        user_id="runner",
+    )
+    done = await _wait_finished(scheduler, task)
+    assert (done.status, done.executions_count, done.error_message) == (
+        TaskStatus.COMPLETED,
+        1,
+        None,
+    )
+    assert done.last_executed_at is not None
+    assert abs(done.last_executed_at - task.scheduled_at) < timedelta(seconds=1)
+    runner = await scheduler.accounts.get("runner")
+    assert runner is not None
+    assert runner.credits == 200
+
+
+async def test_the_scheduler_keeps_the_daily_recharge(scheduler: Scheduler) -> None:
+    daily = await scheduler.get_task(DAILY_RECHARGE_ID)
+    assert daily is not None
+    assert (daily.name, daily.recurrence_type, daily.status) == (
+        "Daily Credit Recharge",
+        "daily",
+        TaskStatus.PENDING,
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        pytest.param(
+            {"timezone": "Mars/Olympus_Mons"},
+            "timezone: unknown time zone 'Mars/Olympus_Mons': use an IANA name such as "
+            "'Europe/Warsaw'",
+            id="unknown_zone",
+        ),
+        pytest.param(
+            {"recurrence_type": "cron"},
+            "cron_expression: cron_expression is required with cron",
+            id="cron_without_expression",
+        ),
+        pytest.param(
+            {"recurrence_type": "cron", "cron_expression": "61 * * * *"},
+            "cron_expression: invalid cron expression '61 * * * *': [61 * * * *] is not "
+            "acceptable, out of range",
+            id="bad_cron",
+        ),
+        pytest.param(
+            {"task_type": "play_sound", "parameters": {}},
+            "parameters.sound_id: Field required",
+            id="missing_sound_id",
+        ),
+        pytest.param(
+            {"task_type": "rocket_launch"},
+            "task_type: Input should be 'credit_recharge', 'play_sound' or 'play_playlist'",
+            id="unknown_type",
+        ),
+    ],
+)
+async def test_errors_name_the_argument(
+    scheduler: Scheduler, arguments: dict[str, object], message: str
+) -> None:
+    call: dict[str, object] = {
+        "name": "wrong",
+        "task_type": TaskType.CREDIT_RECHARGE,
+        "scheduled_at": datetime(2031, 1, 1),
+        "parameters": {},
+    } | arguments
+    with pytest.raises(InvalidParameters) as raised:
+        await scheduler.create_task(**call)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+
+
+async def test_unknown_ids(scheduler: Scheduler) -> None:
+    missing = "85478e12-fd0d-4de3-a26b-cd1ec7f94f2b"
+    assert await scheduler.get_task(missing) is None
+    assert await scheduler.cancel_task(missing) is False
+
+
+async def test_settings_and_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    settings = Settings(credits={"daily_recharge": False})  # type: ignore[arg-type]
+    async with Scheduler(settings, database_url=url) as scheduler:
+        assert scheduler.services.settings.store.url == url
+        assert await scheduler.get_task(DAILY_RECHARGE_ID) is None
+    assert (tmp_path / "other.db").exists()
