@@ -15,11 +15,14 @@ from fastapi import FastAPI
 from onair.accounts.credits import Accounts
 from onair.accounts.tokens import Authenticator
 from onair.api import create_api
+from onair.broadcast.clients import Emilounge, Emirecords, Emishows, Emistream
+from onair.broadcast.synchronizer import Synchronizer
 from onair.config import Settings
 from onair.engine.cleaning import Cleaner
 from onair.engine.core import Engine
 from onair.engine.registry import Registry
 from onair.operations.credit_recharge import CreditRecharge, ensure_daily_recharge
+from onair.operations.stream import Stream
 from onair.operations.test import Test
 from onair.store.database import Store
 from onair.timeutil import Clock, SystemClock
@@ -32,6 +35,8 @@ class Services:
     registry: Registry
     engine: Engine
     accounts: Accounts
+    neighbours: tuple[Emishows, Emirecords, Emilounge, Emistream]
+    synchronizer: Synchronizer
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -39,9 +44,18 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     store = Store(settings.store.url, pool_size=settings.store.pool_size)
     accounts = Accounts(store, settings.credits.plan, clock)
-    registry = Registry([Test(), CreditRecharge(accounts)])
+    emishows, emirecords = Emishows(settings.emishows), Emirecords(settings.emirecords)
+    emilounge = Emilounge(settings.emilounge)  # always, as the reference b445346 does
+    emistream = Emistream(settings.emistream)
+    streaming, srt = settings.operations.stream, settings.emistream.srt
+    stream = Stream(emishows, emirecords, emilounge, emistream, streaming, srt.host, srt.port)
+    registry = Registry([Test(), CreditRecharge(accounts), stream])
     engine = Engine(store, registry, clock=clock, settings=settings.engine)
-    return Services(settings, store, registry, engine, accounts)
+    synchronizer = Synchronizer(
+        engine, emishows, store, settings.synchronizer, streaming.lead, clock
+    )
+    neighbours = (emishows, emirecords, emilounge, emistream)
+    return Services(settings, store, registry, engine, accounts, neighbours, synchronizer)
 
 
 @contextlib.asynccontextmanager
@@ -49,6 +63,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
     """Start the node's parts in order; they stop in reverse, even on error."""
     settings = services.settings
     async with contextlib.AsyncExitStack() as stack:
+        for client in services.neighbours:  # closed last, once nothing uses them
+            await stack.enter_async_context(client)
         await stack.enter_async_context(services.store)
         await services.store.migrate()
         await stack.enter_async_context(services.engine)
@@ -64,6 +80,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
                     settings.cleaner.retention,
                 )
             )
+        if settings.synchronizer.enabled:
+            await stack.enter_async_context(services.synchronizer)
         yield services
 
 
