@@ -61,6 +61,7 @@ def node(fakes: Neighbours, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "ONAIR__SYNCHRONIZER__INTERVAL": "PT2S",
         "ONAIR__OPERATIONS__STREAM__LEAD": "PT15S",
         "ONAIR__CREDITS__DAILY_RECHARGE": "false",
+        "ONAIR__ENGINE__LEASE": "PT2S",
         "ONAIR__EMISTREAM__SRT__HOST": "127.0.0.1",
         "ONAIR__EMISTREAM__SRT__PORT": str(fakes.emistream.srt_port),
     }
@@ -180,7 +181,7 @@ async def test_cancelling_during_the_broadcast_leaves_no_ffmpeg(
     node: Server, fakes: Neighbours, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     long = _encode(tmp_path / "long.ogg", 30)
-    replay = replay_with_recordings(fakes, long, seconds_ahead=20)
+    replay = replay_with_recordings(fakes, long, seconds_ahead=15)
 
     async with Listener(fakes.emistream.srt_port, TOKEN, tmp_path / "cut.ogg") as listener:
         task = await _task_for(client, replay, within=10)
@@ -202,3 +203,37 @@ async def test_cancelling_during_the_broadcast_leaves_no_ffmpeg(
     index = (await client.get("/tasks")).json()
     assert index["pending"] == index["running"] == []
     assert uuid.UUID(task["task"]["id"]) in {uuid.UUID(i) for i in index["cancelled"]}
+
+
+async def test_a_broadcast_interrupted_by_a_crash_is_retried_and_made(
+    node: Server, fakes: Neighbours, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """SIGKILL while the stream task waits to reserve: after the restart the run is recovered
+    as interrupted, retried by the operation's policy (5 s later), and still makes the start;
+    the synchronizer does not add a second task meanwhile."""
+    recording = _encode(tmp_path / "show.ogg", SECONDS)
+    replay = replay_with_recordings(fakes, recording, seconds_ahead=30)
+    out = tmp_path / "after-crash.ogg"
+
+    async with Listener(fakes.emistream.srt_port, TOKEN, out) as listener:
+        task = await _task_for(client, replay, within=10)
+        task_id = task["task"]["id"]
+        await wait_status(client, task_id, "running", within=20)
+        node.kill()
+        node.start()
+        async with node.client() as fresh:
+            async with asyncio.timeout(40):
+                await listener.finished()
+            await wait_status(fresh, task_id, "completed", within=15)
+            runs = (await fresh.get(f"/tasks/{task_id}/runs")).json()["runs"]
+            index = (await fresh.get("/tasks")).json()
+
+    assert [(r["attempt"], r["outcome"]) for r in reversed(runs)] == [
+        (1, "interrupted"),
+        (2, "completed"),
+    ]
+    assert runs[-1]["error"].startswith("Interrupted: node ")
+    assert await duration(out) == pytest.approx(SECONDS, abs=0.5)
+    assert index["pending"] == index["running"] == []
+    assert task_id in index["completed"]
+    assert _streaming(node) == []
