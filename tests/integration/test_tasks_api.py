@@ -223,7 +223,7 @@ async def test_clean_all_keeps_pending_and_what_pending_tasks_need(
     assert response.status_code == 200
     assert response.json()["removed"] == [done]
     index = (await own_client.get("/tasks")).json()
-    assert set(index["pending"]) == {waiting, pending}
+    assert {waiting, pending} <= set(index["pending"])
     assert index["completed"] == [needed]
 
 
