@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from onair.config import EngineSettings
 from onair.engine import transitions
 from onair.engine.conditions import parse_condition, problems_of
-from onair.engine.models import FINISHED, NewTask, Run, Status, Task
+from onair.engine.events import Event, Events
+from onair.engine.models import FINISHED, NewTask, Record, Run, Status, Task
 from onair.engine.policies import Policy, describe
 from onair.engine.registry import Registry
 from onair.engine.triggers import OneShot
@@ -58,10 +59,13 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.rules = transitions.Rules(registry)
         self.node = self.settings.node or default_node_name()
+        self.events = Events()
         self.worker: Worker | None = None
 
     async def __aenter__(self) -> Engine:
-        self.worker = Worker(self.store, self.registry, self.clock, self.settings, self.node)
+        self.worker = Worker(
+            self.store, self.registry, self.clock, self.settings, self.node, self.events
+        )
         await self.worker.__aenter__()
         return self
 
@@ -99,9 +103,15 @@ class Engine:
                 raise TaskExists(values["id"]) from None
             if values["due_at"] is not None:
                 await self.store.notify(conn, f"due {values['due_at'].isoformat()}")
+            created = self._event("created", values, now)
+            await self.store.notify(conn, f"event {created.payload()}")
         if self.worker is not None and values["due_at"] is not None:
             self.worker.due_changed(values["due_at"])
+        self.events.publish(created)
         return Task.from_row(values)
+
+    def _event(self, kind: str, row: Record, now: datetime, error: str | None = None) -> Event:
+        return Event(kind, row["id"], row["operation"], now, self.node, error=error)
 
     def _prepare(self, new: NewTask, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The row of a new task and its dependency edges, once everything is validated."""
@@ -238,9 +248,12 @@ class Engine:
                 raise TaskFinished(task_id, before["status"])
             await self.store.notify(conn, f"cancel {task_id}")
             row = await queries.get_task(conn, task_id)
+            assert row is not None
+            cancelled = self._event("cancelled", row, now)
+            await self.store.notify(conn, f"event {cancelled.payload()}")
         if self.worker is not None:
             self.worker.interrupt(task_id)
-        assert row is not None
+        self.events.publish(cancelled)
         return Task.from_row(row)
 
     async def clean(self, finished_before: datetime | None = None, batch: int = 500) -> list[UUID]:

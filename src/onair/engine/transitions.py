@@ -20,6 +20,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onair.engine.conditions import Condition, parse_condition
+from onair.engine.events import Event
 from onair.engine.models import Outcome, Record, Status
 from onair.engine.policies import Policy, decide
 from onair.engine.registry import Registry
@@ -96,12 +97,13 @@ async def claim(
     horizon: datetime,
     limit: int,
     stopped: list[UUID],
+    missed: list[Event],
 ) -> list[Claimed]:
     """Claim the tasks due by `horizon`: record a run for each (with this node's lease), move
     the task to `running` and advance its series. Occurrences beyond their misfire grace, or
     overlapping a run still in progress under the `skip` policy, are recorded as missed; runs
     replaced under the `replace` policy are ended and their ids appended to `stopped`, for the
-    caller to stop wherever they run."""
+    caller to stop wherever they run; missed occurrences are appended to `missed`."""
     rows = await queries.claim_due(conn, horizon, limit)
     if not rows:
         return []
@@ -109,7 +111,7 @@ async def claim(
     claimed: list[Claimed] = []
     new_runs: list[dict[str, Any]] = []
     for row in rows:
-        run, replaced = await _claim_one(conn, rules, row, node, now)
+        run, replaced = await _claim_one(conn, rules, row, node, now, missed)
         stopped.extend(replaced)
         if run is None:
             continue
@@ -132,7 +134,12 @@ async def claim(
 
 
 async def _claim_one(
-    conn: AsyncConnection, rules: Rules, row: RowMapping, node: str, now: datetime
+    conn: AsyncConnection,
+    rules: Rules,
+    row: RowMapping,
+    node: str,
+    now: datetime,
+    missed: list[Event],
 ) -> tuple[dict[str, Any] | None, list[UUID]]:
     """The run to start for `row` (None when its occurrence is missed instead), and the runs
     it replaces under the `replace` overlap policy."""
@@ -148,12 +155,12 @@ async def _claim_one(
     if decision.missed:
         assert decision.first_missed is not None
         assert decision.reason is not None
-        await _record_missed(conn, row, node, now, decision.first_missed, decision.reason)
+        await _record_missed(conn, row, node, now, decision.first_missed, decision.reason, missed)
     replaced: list[UUID] = []
     reason = decision.reason
     if decision.run and row["active"] > 0 and policy.overlap == "skip":
         reason = "Skipped: the previous run was still in progress."
-        await _record_missed(conn, row, node, now, decision.due, reason)
+        await _record_missed(conn, row, node, now, decision.due, reason, missed)
     elif decision.run:
         if row["active"] > 0 and policy.overlap == "replace":
             replaced = await _replace_runs(conn, row["id"], now, decision.due)
@@ -229,13 +236,23 @@ async def _replace_runs(
 
 
 async def _record_missed(
-    conn: AsyncConnection, row: RowMapping, node: str, now: datetime, due: datetime, reason: str
+    conn: AsyncConnection,
+    row: RowMapping,
+    node: str,
+    now: datetime,
+    due: datetime,
+    reason: str,
+    missed: list[Event],
 ) -> None:
+    run_id = uuid.uuid4()
+    missed.append(
+        Event("missed", row["id"], row["operation"], now, node, run_id, due, None, reason)
+    )
     await queries.insert_runs(
         conn,
         [
             {
-                "id": uuid.uuid4(),
+                "id": run_id,
                 "task_id": row["id"],
                 "node": node,
                 "attempt": 1,

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 from onair.config import EngineSettings
 from onair.engine import transitions
+from onair.engine.events import Event, Events
 from onair.engine.models import Outcome
 from onair.engine.registry import Registry, RunContext
 from onair.engine.transitions import Claimed, Ended, Rules
@@ -48,7 +49,7 @@ class Worker:
         clock: Clock,
         settings: EngineSettings,
         node: str,
-        on_due: Callable[[], None] | None = None,
+        events: Events,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -56,6 +57,9 @@ class Worker:
         self.clock = clock
         self.settings = settings
         self.node = node
+        self.events = events
+        self._outbox: list[str] = []
+        self._sending: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._target: datetime | None = None
         self._active: dict[UUID, _Active] = {}
@@ -123,6 +127,10 @@ class Worker:
             self.interrupt(UUID(value))
         elif kind == "stop":
             self.stop_run(UUID(value), "Replaced by a later run.")
+        elif kind == "event":
+            event = Event.from_payload(value)
+            if event.node != self.node:
+                self.events.publish(event)
         elif kind == "due":
             self.due_changed(datetime.fromisoformat(value) if value else None)
 
@@ -153,12 +161,26 @@ class Worker:
         if capacity > 0:
             limit = min(settings.claim_batch, capacity)
             stopped: list[UUID] = []
+            missed: list[Event] = []
+            began = time.perf_counter()
             async with self.store.begin() as conn:
                 claimed = await transitions.claim(
-                    conn, self.rules, self.node, now, now + settings.lookahead, limit, stopped
+                    conn,
+                    self.rules,
+                    self.node,
+                    now,
+                    now + settings.lookahead,
+                    limit,
+                    stopped,
+                    missed,
                 )
                 for run_id in stopped:
                     await self.store.notify(conn, f"stop {run_id}")
+                for event in missed:
+                    await self.store.notify(conn, f"event {event.payload()}")
+            self.events.timing("claim", time.perf_counter() - began)
+            for event in missed:
+                self.events.publish(event)
             for run_id in stopped:
                 self.stop_run(run_id, "Replaced by a later run.")
             for item in claimed:
@@ -207,13 +229,7 @@ class Worker:
                 owner=claimed.owner,
                 clock=self.clock,
             )
-            log.info(
-                "run started task=%s run=%s operation=%s lateness_ms=%.1f",
-                claimed.task_id,
-                claimed.run_id,
-                claimed.operation,
-                (started - claimed.due).total_seconds() * 1000,
-            )
+            self._announce(self._event(claimed, "started", started, started))
             result = await operation.run(parameters, claimed.dependencies, context)
             outcome = Outcome.COMPLETED
         except asyncio.CancelledError:
@@ -225,13 +241,6 @@ class Worker:
             message = f"{type(exc).__name__}: {exc}"
             outcome, error = Outcome.FAILED, transitions.failure(claimed.operation, message)
         finished = self.clock.now()
-        log.info(
-            "run ended task=%s run=%s operation=%s outcome=%s",
-            claimed.task_id,
-            claimed.run_id,
-            claimed.operation,
-            outcome,
-        )
         self._ended.append(
             Ended(claimed.run_id, claimed.task_id, outcome, started, finished, result, error)
         )
@@ -251,18 +260,87 @@ class Worker:
     def _running_tasks(self) -> bool:
         return any(a.task is not None and not a.task.done() for a in self._active.values())
 
+    def _event(
+        self,
+        claimed: Claimed,
+        kind: str,
+        at: datetime,
+        started: datetime | None,
+        error: str | None = None,
+    ) -> Event:
+        lateness = (started - claimed.due).total_seconds() if started is not None else None
+        return Event(
+            kind=kind,
+            task_id=claimed.task_id,
+            operation=claimed.operation,
+            at=at,
+            node=self.node,
+            run_id=claimed.run_id,
+            due=claimed.due,
+            lateness=lateness,
+            error=error,
+        )
+
+    def _announce(self, event: Event) -> None:
+        """Publish a run's start here, and send it to the other nodes in the background."""
+        log.info(
+            "run %s task=%s run=%s operation=%s lateness_ms=%s%s",
+            event.kind,
+            event.task_id,
+            event.run_id,
+            event.operation,
+            f"{event.lateness * 1000:.1f}" if event.lateness is not None else "-",
+            f" error={event.error!r}" if event.error else "",
+        )
+        self.events.publish(event)
+        if self.store.dialect == "postgresql":
+            self._outbox.append(f"event {event.payload()}")
+            if self._sending is None or self._sending.done():
+                self._sending = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                await self.store.send(batch)
+            except Exception:
+                log.exception("sending %d events to other nodes failed", len(batch))
+
     async def _record(self, batch: list[Ended]) -> None:
+        events = []
+        for end in batch:
+            active = self._active.get(end.run_id)
+            if active is not None:
+                events.append(
+                    self._event(
+                        active.claimed, end.outcome.value, end.finished, end.started, end.error
+                    )
+                )
         for attempt in range(5):
             try:
+                began = time.perf_counter()
                 async with self.store.begin() as conn:
                     await transitions.end_runs(conn, self.rules, batch, self.clock.now())
                     await self.store.notify(conn, "due ")
+                    for event in events:
+                        await self.store.notify(conn, f"event {event.payload()}")
+                self.events.timing("record", time.perf_counter() - began)
                 break
             except Exception:
                 log.exception("recording %d run ends failed (attempt %d)", len(batch), attempt + 1)
                 await asyncio.sleep(0.2 * 2**attempt)
         for end in batch:
             self._active.pop(end.run_id, None)
+        for event in events:
+            log.info(
+                "run ended task=%s run=%s operation=%s outcome=%s%s",
+                event.task_id,
+                event.run_id,
+                event.operation,
+                event.kind,
+                f" error={event.error!r}" if event.error else "",
+            )
+            self.events.publish(event)
         self._wake.set()
 
     # Lease ----------------------------------------------------------------------------------

@@ -119,6 +119,14 @@ class Store:
                 {"channel": CHANNEL, "payload": payload},
             )
 
+    async def send(self, payloads: list[str]) -> None:
+        """Tell the other nodes `payloads` now, outside any transaction (PostgreSQL; nothing
+        to do on SQLite). Uses the listening connection, so it costs no pool connection."""
+        if self._listener is not None and payloads:
+            await self._listener.executemany(
+                "SELECT pg_notify($1, $2)", [(CHANNEL, payload) for payload in payloads]
+            )
+
     async def listen(self, callback: Callable[[str], None]) -> None:
         """Call `callback(payload)` for every notification from any node (PostgreSQL only;
         on SQLite this process is the only node and there is nothing to hear)."""

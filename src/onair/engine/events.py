@@ -1,0 +1,97 @@
+"""What happens to tasks and runs, as a stream of events for whoever watches (metrics, the
+`/events` stream, logs).
+
+Events are published on the node where the change happened, after it was committed. On
+PostgreSQL the same event is also sent to the other nodes through the store's notifications,
+where it is published again with `remote` set, so every node's watchers see every change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+log = logging.getLogger("onair.events")
+
+KINDS = ("created", "started", "completed", "failed", "cancelled", "missed", "interrupted")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change. `kind` is one of `KINDS`; run events carry the run's id, due instant and
+    lateness (seconds from due to start)."""
+
+    kind: str
+    task_id: UUID
+    operation: str
+    at: datetime
+    node: str
+    run_id: UUID | None = None
+    due: datetime | None = None
+    lateness: float | None = None
+    error: str | None = None
+    remote: bool = field(default=False, compare=False)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("remote")
+        for key, value in data.items():
+            if isinstance(value, UUID):
+                data[key] = str(value)
+            elif isinstance(value, datetime):
+                data[key] = value.isoformat()
+        return data
+
+    def payload(self) -> str:
+        """The event as sent to other nodes (errors cut so it fits in a notification)."""
+        data = self.as_json()
+        if data["error"] and len(data["error"]) > 2000:
+            data["error"] = data["error"][:2000] + "…"
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_payload(cls, payload: str) -> Event:
+        data = json.loads(payload)
+        for key in ("task_id", "run_id"):
+            data[key] = UUID(data[key]) if data[key] else None
+        for key in ("at", "due"):
+            data[key] = datetime.fromisoformat(data[key]) if data[key] else None
+        return replace(cls(**data), remote=True)
+
+
+Subscriber = Callable[[Event], None]
+Timer = Callable[[str, float], None]
+
+
+class Events:
+    """Fan-out to in-process subscribers. A subscriber must not block; one that raises is
+    logged and the others still get the event."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._timers: list[Timer] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call `subscriber` with every event from now on; returns the way to stop."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def publish(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("an event subscriber failed on %s", event.kind)
+
+    def on_timing(self, timer: Timer) -> None:
+        """Call `timer(name, seconds)` for the engine's own timings (`claim`, `record`)."""
+        self._timers.append(timer)
+
+    def timing(self, name: str, seconds: float) -> None:
+        for timer in self._timers:
+            timer(name, seconds)

@@ -1,0 +1,68 @@
+"""The engine's event stream: every change, in order, on the node that made it and on others."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from onair.config import EngineSettings
+from onair.engine.core import Engine
+from onair.engine.events import Event
+from onair.engine.models import NewTask, Spec
+from onair.engine.registry import Registry
+from onair.operations.test import Test
+from onair.store.database import Store
+
+
+async def collect(events: list[Event], count: int, within: float = 10) -> None:
+    async with asyncio.timeout(within):
+        while len(events) < count:
+            await asyncio.sleep(0.01)
+
+
+async def test_created_started_completed_failed_cancelled(engine: Engine) -> None:
+    seen: list[Event] = []
+    engine.events.subscribe(seen.append)
+    ok = await engine.add(NewTask(Spec("test"), Spec("now")))
+    await collect(seen, 3)
+    bad = await engine.add(NewTask(Spec("test", {"fail": "no signal"}), Spec("now")))
+    await collect(seen, 6)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    waiting = await engine.add(NewTask(Spec("test"), Spec("at", {"datetime": later.isoformat()})))
+    await engine.cancel(waiting.id)
+    await collect(seen, 8)
+    assert [(e.kind, e.task_id) for e in seen] == [
+        ("created", ok.id),
+        ("started", ok.id),
+        ("completed", ok.id),
+        ("created", bad.id),
+        ("started", bad.id),
+        ("failed", bad.id),
+        ("created", waiting.id),
+        ("cancelled", waiting.id),
+    ]
+    started = seen[1]
+    assert started.run_id == seen[2].run_id
+    assert started.lateness is not None
+    assert started.lateness >= 0
+    assert seen[5].error == "Operation test failed: no signal."
+    assert all(e.node == engine.node for e in seen)
+
+
+async def test_events_reach_the_other_nodes(postgresql_url: str) -> None:
+    settings = EngineSettings(lease="PT3S")  # type: ignore[arg-type]
+    async with Store(postgresql_url) as store_a, Store(postgresql_url) as store_b:
+        a = Engine(store_a, Registry([Test()]), settings=settings.model_copy(update={"node": "a"}))
+        b = Engine(store_b, Registry([Test()]), settings=settings.model_copy(update={"node": "b"}))
+        async with a, b:
+            on_b: list[Event] = []
+            b.events.subscribe(on_b.append)
+            task = await a.add(NewTask(Spec("test"), Spec("now")))
+            async with asyncio.timeout(10):
+                while not any(e.kind == "completed" for e in on_b):
+                    await asyncio.sleep(0.01)
+            created = next(e for e in on_b if e.kind == "created")
+            assert created.task_id == task.id
+            assert created.node == "a"
+            assert created.remote
+            assert {e.kind for e in on_b} >= {"created", "started", "completed"}
