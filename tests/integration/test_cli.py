@@ -1,0 +1,87 @@
+"""The `onair` command as a user runs it: a subprocess speaking HTTP to a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import Server
+from tests.integration.helpers import wait_status
+
+
+def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+
+
+def onair(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR__")}
+    env |= {"ONAIR_URL": server.url, "COLUMNS": "200"}
+    return run([sys.executable, "-m", "onair", *args], env)
+
+
+async def test_schedule_show_cancel_from_the_command_line(
+    shared_server: Server, client: httpx.AsyncClient
+) -> None:
+    scheduled = await asyncio.to_thread(
+        onair,
+        shared_server,
+        "tasks",
+        "schedule",
+        "test",
+        "--parameters",
+        '{"sleep": 30}',
+    )
+    assert scheduled.returncode == 0, scheduled.stderr
+    match = re.search(r"scheduled ([0-9a-f-]{36})", scheduled.stdout)
+    assert match is not None, scheduled.stdout
+    task_id = match.group(1)
+    await wait_status(client, task_id, "running")
+
+    listed = await asyncio.to_thread(onair, shared_server, "tasks", "list")
+    assert listed.returncode == 0
+    assert task_id in listed.stdout
+    assert "running" in listed.stdout
+
+    shown = await asyncio.to_thread(onair, shared_server, "tasks", "show", task_id)
+    assert shown.returncode == 0, shown.stderr
+    assert '{"type": "test", "parameters": {"sleep": 30}}' in shown.stdout
+    assert "running" in shown.stdout
+
+    cancelled = await asyncio.to_thread(onair, shared_server, "tasks", "cancel", task_id)
+    assert cancelled.returncode == 0
+    assert f"cancelled {task_id}" in cancelled.stdout
+    assert (await client.get(f"/tasks/{task_id}")).json()["status"] == "cancelled"
+
+    again = await asyncio.to_thread(onair, shared_server, "tasks", "cancel", task_id)
+    assert again.returncode == 1
+    assert "409" in again.stdout
+    assert "already cancelled" in again.stdout
+
+
+async def test_errors_are_readable(shared_server: Server) -> None:
+    refused = await asyncio.to_thread(onair, shared_server, "tasks", "schedule", "nope")
+    assert refused.returncode == 1
+    assert "400: Invalid operation: nope." in refused.stdout
+    unreachable = await asyncio.to_thread(
+        run, [sys.executable, "-m", "onair", "tasks", "list", "--url", "http://127.0.0.1:9"]
+    )
+    assert unreachable.returncode == 1
+    assert "cannot reach the service" in unreachable.stdout
+
+
+async def test_clean_and_db_upgrade(shared_server: Server, tmp_path: Path) -> None:
+    cleaned = await asyncio.to_thread(onair, shared_server, "tasks", "clean", "--older-than", "P7D")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert re.search(r"removed \d+ tasks", cleaned.stdout)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR__")}
+    env["ONAIR__STORE__URL"] = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgraded = await asyncio.to_thread(run, [sys.executable, "-m", "onair", "db", "upgrade"], env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "database is up to date" in upgraded.stdout
+    assert (tmp_path / "fresh.db").stat().st_size > 0
