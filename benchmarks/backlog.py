@@ -1,0 +1,174 @@
+"""Scenario 3: precision under a backlog. 100k tasks (1M with `--large`) pending far in the
+future, then 200 due over the next 5 s: their lateness, the peak RSS of the process and the
+start-up time of an engine on that store.
+
+The measurement runs in a child process (`python -m benchmarks.backlog DB COUNT WINDOW`) so
+that its peak RSS is the engine's, not that of whatever this suite did before; the backlog is
+bulk-loaded by the parent beforehand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from benchmarks.common import (
+    FAR_FUTURE,
+    Noop,
+    Options,
+    Recorder,
+    Row,
+    after,
+    bulk_fill,
+    exactly_once,
+    lateness_rows,
+    log,
+    new_task,
+    onair_engine,
+    sqlite_url,
+    temp_dir,
+    wait_until,
+)
+from benchmarks.precision import due_instants
+from onair.config import EngineSettings
+from onair.engine.core import Engine
+from onair.engine.registry import Registry
+from onair.store.database import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Measured:
+    """What the child reports, as one JSON line on stdout."""
+
+    startup_enter_s: float
+    startup_total_s: float
+    lateness_ms: list[float]
+    missed: int
+    duplicated: int
+    rss_idle_mb: float
+    rss_ready_mb: float
+    maxrss_mb: float
+
+
+async def measure(url: str, count: int, window: float) -> Measured:
+    """In the child: open the store, start an engine, fire `count` tasks over `window`."""
+    rss_idle = psutil.Process().memory_info().rss
+    recorder = Recorder()
+    opened = time.perf_counter()
+    async with Store(url) as store:
+        await store.migrate()
+        engine = Engine(store, Registry([Noop(recorder)]), settings=EngineSettings())
+        entered = time.perf_counter()
+        await engine.__aenter__()
+        ready = time.perf_counter()
+        try:
+            rss_ready = psutil.Process().memory_info().rss
+            started = time.perf_counter()
+            await engine.add(new_task(FAR_FUTURE))
+            lead = (time.perf_counter() - started) * count * 1.5 + 1.0
+            keys = [
+                (await engine.add(new_task(due))).id
+                for due in due_instants(after(lead), count, window)
+            ]
+            await wait_until(lambda: recorder.count() >= count, lead + window + 60)
+            await asyncio.sleep(1.0)
+        finally:
+            await engine.__aexit__(None, None, None)
+    starts = {key: recorder.starts.get(key, []) for key in keys}
+    missed, duplicated = exactly_once(keys, starts)
+    return Measured(
+        startup_enter_s=ready - entered,
+        startup_total_s=ready - opened,
+        lateness_ms=[(r[0][0] - r[0][1]) * 1000 for r in starts.values() if r],
+        missed=missed,
+        duplicated=duplicated,
+        rss_idle_mb=rss_idle / 2**20,
+        rss_ready_mb=rss_ready / 2**20,
+        maxrss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+
+
+async def run(options: Options) -> list[Row]:
+    sizes = [5_000] if options.quick else [100_000]
+    if options.large:
+        sizes.append(1_000_000)
+    rows: list[Row] = []
+    for size in sizes:
+        rows += await _backlog(size, 30 if options.quick else 200, 3.0 if options.quick else 5.0)
+    return rows
+
+
+async def _backlog(size: int, count: int, window: float) -> list[Row]:
+    scenario = f"3 backlog {size // 1000:,}k pending"
+    with temp_dir() as directory:
+        url = sqlite_url(directory)
+        log(f"scenario {scenario}: bulk-loading {size:,} far-future tasks")
+        started = time.perf_counter()
+        async with onair_engine(url, start=False) as engine:
+            await bulk_fill(engine, size, FAR_FUTURE, batch=10_000)
+        db_mb = (directory / "onair.db").stat().st_size / 2**20
+        log(f"  loaded in {time.perf_counter() - started:.0f} s ({db_mb:.0f} MB file)")
+        log(f"scenario {scenario}: {count} due over {window:.0f} s, in a fresh process")
+        result = await _child(url, count, window)
+    note = f"{count} due over {window:.0f} s"
+    log(
+        f"  start-up {result.startup_enter_s:.3f} s, peak RSS {result.maxrss_mb:.0f} MB, "
+        f"missed {result.missed}, dup {result.duplicated}"
+    )
+    idle = f"interpreter + imports alone: {result.rss_idle_mb:.0f} MB"
+    return [
+        *lateness_rows(scenario, "onair", result.lateness_ms, note),
+        Row(scenario, "onair", "missed", result.missed, "", note, False),
+        Row(scenario, "onair", "duplicated", result.duplicated, "", note, False),
+        Row(scenario, "onair", "peak RSS", result.maxrss_mb, "MB", "ru_maxrss of the child", False),
+        Row(scenario, "onair", "RSS after start", result.rss_ready_mb, "MB", idle, False),
+        Row(
+            scenario,
+            "onair",
+            "start-up",
+            result.startup_enter_s * 1000,
+            "ms",
+            "Engine.__aenter__ only",
+            False,
+        ),
+        Row(
+            scenario,
+            "onair",
+            "start-up + open",
+            result.startup_total_s * 1000,
+            "ms",
+            "Store() + migrate() + Engine.__aenter__",
+            False,
+        ),
+    ]
+
+
+async def _child(url: str, count: int, window: float) -> Measured:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.backlog",
+        url,
+        str(count),
+        str(window),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    output = (await process.communicate())[0].decode().strip().splitlines()
+    if process.returncode != 0 or not output:
+        raise RuntimeError(f"backlog child failed with {process.returncode}")
+    return Measured(**json.loads(output[-1]))
+
+
+if __name__ == "__main__":
+    url, count, window = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    print(json.dumps(asdict(asyncio.run(measure(url, count, window)))))
