@@ -98,6 +98,8 @@ class Worker:
         await asyncio.gather(*runs, return_exceptions=True)
         self._ended_ready.set()
         await recorder
+        if self._sending is not None:
+            await asyncio.gather(self._sending, return_exceptions=True)
         async with self.store.begin() as conn:
             await queries.remove_node(conn, self.node)
 
@@ -174,10 +176,11 @@ class Worker:
                     stopped,
                     missed,
                 )
-                for run_id in stopped:
-                    await self.store.notify(conn, f"stop {run_id}")
-                for event in missed:
-                    await self.store.notify(conn, f"event {event.payload()}")
+                await self.store.notify(
+                    conn,
+                    *(f"stop {run_id}" for run_id in stopped),
+                    *(f"event {event.payload()}" for event in missed),
+                )
             self.events.timing("claim", time.perf_counter() - began)
             for event in missed:
                 self.events.publish(event)
@@ -316,19 +319,26 @@ class Worker:
                         active.claimed, end.outcome.value, end.finished, end.started, end.error
                     )
                 )
-        for attempt in range(5):
+        attempt = 0
+        while True:
             try:
                 began = time.perf_counter()
                 async with self.store.begin() as conn:
                     await transitions.end_runs(conn, self.rules, batch, self.clock.now())
-                    await self.store.notify(conn, "due ")
-                    for event in events:
-                        await self.store.notify(conn, f"event {event.payload()}")
+                    await self.store.notify(
+                        conn, "due ", *(f"event {event.payload()}" for event in events)
+                    )
                 self.events.timing("record", time.perf_counter() - began)
                 break
             except Exception:
-                log.exception("recording %d run ends failed (attempt %d)", len(batch), attempt + 1)
-                await asyncio.sleep(0.2 * 2**attempt)
+                # Keep trying while the node lives: a run must not stay `running` because its
+                # end could not be written. If the node stops first, its lease expires and
+                # another node (or the next start) recovers the runs as interrupted.
+                attempt += 1
+                log.exception("recording %d run ends failed (attempt %d)", len(batch), attempt)
+                if self._stopping and attempt >= 3:
+                    return
+                await asyncio.sleep(min(0.2 * 2**attempt, 10))
         for end in batch:
             self._active.pop(end.run_id, None)
         for event in events:

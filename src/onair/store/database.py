@@ -111,12 +111,12 @@ class Store:
                         await connection.invalidate()
                         raise
 
-    async def notify(self, connection: AsyncConnection, payload: str) -> None:
-        """Tell the other nodes `payload` once `connection`'s transaction commits."""
-        if self.dialect == "postgresql":
+    async def notify(self, connection: AsyncConnection, *payloads: str) -> None:
+        """Tell the other nodes `payloads` once `connection`'s transaction commits."""
+        if self.dialect == "postgresql" and payloads:
             await connection.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": CHANNEL, "payload": payload},
+                [{"channel": CHANNEL, "payload": payload} for payload in payloads],
             )
 
     async def send(self, payloads: list[str]) -> None:
