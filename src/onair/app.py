@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from onair.accounts.credits import Accounts
 from onair.accounts.tokens import Authenticator
 from onair.api import create_api
+from onair.api.events import EventLog, Owners
+from onair.api.metrics import Metrics
 from onair.broadcast.clients import Emilounge, Emirecords, Emishows, Emistream
 from onair.broadcast.synchronizer import Synchronizer
 from onair.config import Settings
@@ -88,12 +90,19 @@ async def running(services: Services) -> AsyncIterator[Services]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP application of one node, on `settings` (read from the environment if None)."""
     services = build(settings or Settings())
+    # Watchers of the engine's events subscribe before it starts, so they miss no run.
+    metrics = Metrics(services.engine)
+    metrics.count_cycles(services.synchronizer)
+    event_log = EventLog(services.engine, services.settings.events)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(services):
             app.state.engine = services.engine
             app.state.services = services
+            app.state.metrics = metrics
+            app.state.event_log = event_log
+            app.state.owners = Owners(services.engine)
             app.state.authenticator = Authenticator(services.settings.auth)
             app.state.authenticator.warn_if_insecure()
             yield

@@ -195,6 +195,23 @@ class CreditsSettings(BaseModel):
     )
 
 
+class EventsSettings(BaseModel):
+    history: timedelta = Field(
+        timedelta(minutes=10),
+        description=(
+            "How long `GET /events` keeps events in memory, so a client that reconnects with "
+            "Last-Event-ID gets what it missed."
+        ),
+    )
+    history_size: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most events kept for resuming, whatever their age."
+    )
+    keepalive: timedelta = Field(
+        timedelta(seconds=15),
+        description="Interval of the comment line `GET /events` sends when nothing happens.",
+    )
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["text", "json"] = Field("text", description="Log line format.")
@@ -227,6 +244,7 @@ class Settings(BaseSettings):
     synchronizer: SynchronizerSettings = Field(default_factory=SynchronizerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     credits: CreditsSettings = Field(default_factory=CreditsSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
 
     @field_validator("store", mode="after")

@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from onair.api import scheduler, synchronizer, tasks, users
+from onair.api import events, metrics, preview, scheduler, synchronizer, tasks, users
 from onair.api.errors import install_reference_errors
 
 
@@ -40,6 +40,12 @@ def create_api(
     install_reference_errors(app)
     app.include_router(tasks.router, dependencies=[Depends(users.protect_tasks_api)])
     app.include_router(synchronizer.router, dependencies=[Depends(users.protect_tasks_api)])
-    app.mount("/api/v1", users.create_user_api(app, scheduler.router))
+    app.include_router(preview.router, dependencies=[Depends(users.protect_tasks_api)])
+    app.include_router(events.router, dependencies=[Depends(users.protect_tasks_api)])
+    app.include_router(metrics.router)
+    app.mount(
+        "/api/v1",
+        users.create_user_api(app, scheduler.router, preview.user_router, events.user_router),
+    )
     app.add_middleware(StripTrailingSlash)
     return app

@@ -21,14 +21,16 @@ class PreviewItem:
     note: str | None = None
 
 
-def preview(condition: Condition, created: datetime, count: int = 10) -> list[PreviewItem]:
+def preview(
+    condition: Condition, created: datetime, count: int = 10, after: datetime | None = None
+) -> list[PreviewItem]:
     """The first `count` runs of `condition` for a task created at `created` (aware UTC),
-    fewer when the series ends or its `limit` is smaller."""
+    fewer when the series ends or its `limit` is smaller; with `after`, only runs strictly
+    after it (what is still ahead of a series that began in the past)."""
     trigger = condition.trigger(created)
     zone = condition.zone
     wanted = count if condition.limit is None else min(count, condition.limit)
     items: list[PreviewItem] = []
-    after: datetime | None = None
     while len(items) < wanted:
         if isinstance(trigger, OneShot | Every | WallClock):
             found = trigger.occurrence_after(after)

@@ -1,0 +1,128 @@
+"""Rule previews: the instants a condition would run at, before a task is trusted with it.
+
+`POST /tasks/preview` takes a condition exactly as `POST /tasks` does (same 400 answers) and
+`POST /api/v1/scheduler/preview` takes the seed's schedule fields. Both answer what the
+engine would then run for a task added now: a series skips the occurrences before its
+creation, as `Engine.add` does, and its `count` counts from there. DST moves come with a note.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, Field
+
+from onair.api.deps import EngineDep
+from onair.api.models import NaiveUTC, Specification
+from onair.api.tasks import LenientJSONRoute
+from onair.api.users import CurrentUser, SchedulerDep
+from onair.engine.conditions import Condition, parse_condition
+from onair.engine.models import Task
+from onair.engine.preview import PreviewItem, preview
+from onair.engine.triggers import OneShot
+from onair.errors import InvalidParameters, Problem
+from onair.scheduler import TaskCreate, TaskType, UTCInstant, _seed_key
+
+_TICK = timedelta(microseconds=1)
+MAX_COUNT = 500
+
+
+def upcoming(condition: Condition, now: datetime, count: int) -> list[PreviewItem]:
+    """The first `count` runs of a task with `condition` added at `now` (aware UTC). A one-shot
+    keeps its instant even when it is past (the misfire policy decides); a series starts at
+    its first occurrence from `now` on, as `Engine.add` places it."""
+    trigger = condition.trigger(now)
+    first = trigger.next_after(None)
+    after = None
+    if first is not None and first < now and not isinstance(trigger, OneShot):
+        after = now - _TICK
+    return preview(condition, now, count, after)
+
+
+def remaining(task: Task, count: int) -> list[PreviewItem]:
+    """The next `count` runs still ahead of `task`, from its next due instant; none once it
+    has finished. A series' `count` limit takes off the occurrences already had."""
+    if task.status.finished or task.next_at is None:
+        return []
+    condition = parse_condition(task.condition.type, dict(task.condition.parameters))
+    if condition.limit is not None:
+        count = min(count, condition.limit - task.occurrences)
+    if count <= 0:
+        return []
+    return preview(condition, task.created_at, count, task.next_at - _TICK)
+
+
+class PreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    condition: Specification
+    count: int = Field(10, ge=1, le=MAX_COUNT, description="How many instants (at most).")
+
+
+class Instant(BaseModel):
+    utc: NaiveUTC = Field(description="The due instant, naive UTC like the rest of /tasks.")
+    local: str = Field(description="The same instant in the condition's zone, with its offset.")
+    note: str | None = Field(description="Why it moved (DST gap) or is ambiguous (DST fold).")
+
+    @classmethod
+    def of(cls, item: PreviewItem) -> Instant:
+        return cls(utc=item.utc, local=item.local.isoformat(), note=item.note)
+
+
+class Preview(BaseModel):
+    instants: list[Instant]
+
+
+router = APIRouter(route_class=LenientJSONRoute)
+
+
+@router.post("/tasks/preview", operation_id="TasksPreview", tags=["tasks"])
+async def preview_condition(request: PreviewRequest, engine: EngineDep) -> Preview:
+    """onair: the next instants of a condition, for a task added now (nothing is stored)."""
+    condition = parse_condition(request.condition.type, dict(request.condition.parameters))
+    items = upcoming(condition, engine.clock.now(), request.count)
+    return Preview(instants=[Instant.of(item) for item in items])
+
+
+class SchedulePreview(TaskCreate):
+    """The schedule fields of a task create request; `name`, `task_type` and `parameters` may
+    be sent too (so a form can preview what it is about to create) and are ignored."""
+
+    name: str = Field("preview", min_length=1, max_length=256)
+    task_type: TaskType = TaskType.PLAY_SOUND
+    count: int = Field(10, ge=1, le=MAX_COUNT, description="How many instants (at most).")
+
+
+class SeedInstant(BaseModel):
+    utc: UTCInstant
+    local: str
+    note: str | None
+
+    @classmethod
+    def of(cls, item: PreviewItem) -> SeedInstant:
+        return cls(utc=item.utc, local=item.local.isoformat(), note=item.note)
+
+
+class SeedPreview(BaseModel):
+    instants: list[SeedInstant]
+
+
+user_router = APIRouter(prefix="/scheduler", tags=["scheduler"])
+
+
+@user_router.post("/preview")
+async def preview_schedule(
+    request: Annotated[SchedulePreview, Body()], user: CurrentUser, scheduler: SchedulerDep
+) -> SeedPreview:
+    """The next instants of a schedule, for a task created now (nothing is stored). Errors
+    name the request's fields, as creating the task would."""
+    spec = request.condition()
+    try:
+        condition = parse_condition(spec.type, dict(spec.parameters))
+    except InvalidParameters as error:
+        problems = [Problem(p.message, _seed_key(p.key)) for p in error.problems]
+        raise InvalidParameters(problems) from error
+    items = upcoming(condition, scheduler.engine.clock.now(), request.count)
+    return SeedPreview(instants=[SeedInstant.of(item) for item in items])
