@@ -274,9 +274,13 @@ async def end_runs(
     conn: AsyncConnection, rules: Rules, ended: Iterable[Ended], now: datetime
 ) -> None:
     """Record the ends of runs and move their tasks on: the next occurrence, a retry after the
-    policy's backoff, or a final status (which settles the tasks waiting for them)."""
+    policy's backoff, or a final status (which settles the tasks waiting for them).
+
+    Locks are taken task first, then run, in task id order: the order `cancel` and `claim`
+    use too, so that concurrent transactions on PostgreSQL never deadlock."""
     finished: list[UUID] = []
-    for end in ended:
+    for end in sorted(ended, key=lambda e: e.task_id):
+        row = await queries.get_task(conn, end.task_id, lock=True)
         recorded = await queries.finish_run(
             conn,
             end.run_id,
@@ -290,7 +294,6 @@ async def end_runs(
         )
         if not recorded:
             continue  # cancelled or recovered meanwhile; that path already moved the task on
-        row = await queries.get_task(conn, end.task_id, lock=True)
         if row is None or row["status"] not in ACTIVE:
             continue
         run = await queries.get_run(conn, end.run_id)

@@ -228,14 +228,10 @@ async def remove_node(conn: AsyncConnection, name: str) -> None:
 
 
 async def orphaned_runs(conn: AsyncConnection, now: datetime, limit: int) -> list[RowMapping]:
-    """Lock unfinished runs whose node's lease has expired (or whose node is gone)."""
+    """Unfinished runs whose node's lease has expired (or whose node is gone). Not locked:
+    the caller ends them through `finish_run`, which only changes a run still unfinished."""
     alive = select(nodes.c.name).where(nodes.c.expires_at > now)
-    query = (
-        select(runs)
-        .where(runs.c.outcome.is_(None), runs.c.node.not_in(alive))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    query = select(runs).where(runs.c.outcome.is_(None), runs.c.node.not_in(alive)).limit(limit)
     return list((await conn.execute(query)).mappings())
 
 
