@@ -210,6 +210,32 @@ def tasks_schedule(
     console.print(f"scheduled {created['task']['id']} at {created['scheduled']}")
 
 
+@tasks_app.command("preview")
+def tasks_preview(
+    condition: Annotated[str, typer.Option(help="Condition type: at, cron, recurring, ...")],
+    condition_parameters: Annotated[
+        str, typer.Option("--when", help="Condition parameters (JSON).")
+    ] = "{}",
+    count: Annotated[int, typer.Option(min=1, max=500, help="How many instants.")] = 10,
+    url: UrlOption = None,
+) -> None:
+    """The next instants of a condition, as the service would run a task added now (asked of
+    the service, so the rules and errors are the server's)."""
+    try:
+        parameters = json.loads(condition_parameters)
+    except json.JSONDecodeError as error:
+        console.print(f"[red]not JSON: {error}[/red]")
+        raise typer.Exit(2) from error
+    body = {"condition": {"type": condition, "parameters": parameters}, "count": count}
+    answer = _call(url, "POST", "/tasks/preview", body)
+    table = Table("#", "UTC", "local", "note")
+    for number, instant in enumerate(answer["instants"], 1):
+        table.add_row(str(number), instant["utc"], instant["local"], instant["note"] or "")
+    console.print(table)
+    if not answer["instants"]:
+        console.print("the rule has no occurrence left")
+
+
 @tasks_app.command("cancel")
 def tasks_cancel(task_id: str, url: UrlOption = None) -> None:
     """Cancel a pending or running task."""
