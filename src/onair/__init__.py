@@ -8,38 +8,78 @@ The Python API (docs/python-api.md):
         task = await scheduler.create_task(name=..., task_type=TaskType.CREDIT_RECHARGE, ...)
 
 `tests/unit/test_exports.py` keeps `__all__` sorted and in sync with what is importable.
+Names are imported on first use, so that `onair serve` and the CLI start without loading
+the whole API.
 """
 
 from __future__ import annotations
 
-from onair.accounts.credits import Accounts, CreditTransaction, Plan, User
-from onair.accounts.tokens import Principal, Role
-from onair.config import Settings
-from onair.engine.core import Engine
-from onair.engine.models import NewTask, Spec, Task
-from onair.engine.registry import Operation, RunContext
-from onair.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    InvalidParameters,
-    NotFound,
-    OnairError,
-    OperationError,
-    Problem,
-    TaskExists,
-    TaskFinished,
-    TaskNotFound,
-    Unauthorized,
-)
-from onair.scheduler import (
-    RecurrenceType,
-    ScheduledTask,
-    Scheduler,
-    SchedulerService,
-    TaskStatus,
-    TaskType,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from onair.accounts.credits import Accounts, CreditTransaction, Plan, User
+    from onair.accounts.tokens import Principal, Role
+    from onair.config import Settings
+    from onair.engine.core import Engine
+    from onair.engine.models import NewTask, Spec, Task
+    from onair.engine.registry import Operation, RunContext
+    from onair.errors import (
+        Conflict,
+        Forbidden,
+        InvalidInput,
+        InvalidParameters,
+        NotFound,
+        OnairError,
+        OperationError,
+        Problem,
+        TaskExists,
+        TaskFinished,
+        TaskNotFound,
+        Unauthorized,
+    )
+    from onair.scheduler import (
+        RecurrenceType,
+        ScheduledTask,
+        Scheduler,
+        SchedulerService,
+        TaskStatus,
+        TaskType,
+    )
+
+_EXPORTS = {
+    "Accounts": "onair.accounts.credits",
+    "Conflict": "onair.errors",
+    "CreditTransaction": "onair.accounts.credits",
+    "Engine": "onair.engine.core",
+    "Forbidden": "onair.errors",
+    "InvalidInput": "onair.errors",
+    "InvalidParameters": "onair.errors",
+    "NewTask": "onair.engine.models",
+    "NotFound": "onair.errors",
+    "OnairError": "onair.errors",
+    "Operation": "onair.engine.registry",
+    "OperationError": "onair.errors",
+    "Plan": "onair.accounts.credits",
+    "Principal": "onair.accounts.tokens",
+    "Problem": "onair.errors",
+    "RecurrenceType": "onair.scheduler",
+    "Role": "onair.accounts.tokens",
+    "RunContext": "onair.engine.registry",
+    "ScheduledTask": "onair.scheduler",
+    "Scheduler": "onair.scheduler",
+    "SchedulerService": "onair.scheduler",
+    "Settings": "onair.config",
+    "Spec": "onair.engine.models",
+    "Task": "onair.engine.models",
+    "TaskExists": "onair.errors",
+    "TaskFinished": "onair.errors",
+    "TaskNotFound": "onair.errors",
+    "TaskStatus": "onair.scheduler",
+    "TaskType": "onair.scheduler",
+    "Unauthorized": "onair.errors",
+    "User": "onair.accounts.credits",
+}
 
 __all__ = [
     "Accounts",
@@ -74,3 +114,16 @@ __all__ = [
     "Unauthorized",
     "User",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'onair' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
