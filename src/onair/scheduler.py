@@ -106,7 +106,7 @@ class TaskCreate(BaseModel):
     scheduled_at: datetime = Field(
         description="When it runs (a series: its first occurrence). Naive: wall time in `timezone`."
     )
-    timezone: str = Field("UTC", description="IANA zone, e.g. America/New_York.")
+    timezone: timeutil.ZoneName = Field("UTC", description="IANA zone, e.g. America/New_York.")
     recurrence_type: RecurrenceType = RecurrenceType.NONE
     cron_expression: str | None = Field(
         None, max_length=256, validate_default=True, description="Required with `cron`."
@@ -115,15 +115,6 @@ class TaskCreate(BaseModel):
         None, ge=1, validate_default=True, description="Runs in all; none: no end."
     )
     parameters: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            timeutil.zone(value)
-        except ValueError as error:
-            raise PydanticCustomError("timezone", str(error)) from None
-        return value
 
     @field_validator("cron_expression")
     @classmethod

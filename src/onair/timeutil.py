@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 
 class Clock(Protocol):
@@ -48,6 +51,17 @@ def zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ValueError(f"unknown time zone {name!r}") from error
 
+
+def _known_zone(name: str) -> str:
+    try:
+        zone(name)
+    except ValueError as error:
+        raise PydanticCustomError("timezone", str(error)) from None
+    return name
+
+
+ZoneName = Annotated[str, AfterValidator(_known_zone)]
+"""A field holding an IANA zone name; validation names the unknown zone."""
 
 _ZONES: set[str] = set()
 

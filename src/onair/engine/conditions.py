@@ -65,16 +65,7 @@ class Now(Condition):
 
 
 class _Zoned(Condition):
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            timeutil.zone(value)
-        except ValueError as error:
-            raise PydanticCustomError("timezone", str(error)) from None
-        return value
+    timezone: timeutil.ZoneName = "UTC"
 
     @property
     def zone(self) -> ZoneInfo:
