@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from onair.api import events, metrics, preview, scheduler, synchronizer, tasks, users
+from onair.api import events, metrics, preview, scheduler, synchronizer, tasks, ui, users
 from onair.api.errors import install_reference_errors
 
 
@@ -43,6 +43,7 @@ def create_api(
     app.include_router(preview.router, dependencies=[Depends(users.protect_tasks_api)])
     app.include_router(events.router, dependencies=[Depends(users.protect_tasks_api)])
     app.include_router(metrics.router)
+    ui.install(app)
     app.mount(
         "/api/v1",
         users.create_user_api(app, scheduler.router, preview.user_router, events.user_router),

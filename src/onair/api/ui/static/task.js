@@ -1,0 +1,62 @@
+// One task: its facts, rule, next instants and run history; live from the event stream.
+"use strict";
+
+(() => {
+  const { $, el } = Onair;
+  const id = $("task").dataset.task;
+  let following = false;
+  let viewer = null;
+
+  function facts(task) {
+    const rows = [
+      ["Status", task.status], ["Operation", task.operation], ["Owner", task.owner || "system"],
+      ["Created", Onair.when(task.created)], ["Next", Onair.when(task.next) || "—"],
+      ["Latest start", Onair.when(task.started) || "—"], ["Runs", String(task.runs)],
+      ["Parameters", JSON.stringify(task.operation_parameters)],
+    ];
+    if (task.error) rows.push(["Error", task.error]);
+    $("facts").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, "data-fact": k.toLowerCase() })]));
+  }
+
+  async function load() {
+    let data;
+    try {
+      data = await Onair.json(`/ui/api/tasks/${id}`);
+    } catch (error) {
+      if (error.status === 404) $("task-missing").hidden = false;
+      else if (!(error instanceof Onair.Refused)) console.error(error);
+      return;
+    }
+    viewer = data.viewer;
+    Onair.showWho(viewer);
+    const task = data.task;
+    $("task-name").textContent = `${task.name} · ${task.status}`;
+    facts(task);
+    $("cancel").hidden = !task.cancellable;
+    $("rule").textContent = JSON.stringify(task.condition, null, 2);
+    $("next").replaceChildren(...data.next.map((i) =>
+      el("tr", {}, el("td", { text: i.utc.replace("+00:00", "Z") }), el("td", { text: i.local }), el("td", { text: i.note || "" }))));
+    $("next-none").hidden = data.next.length > 0;
+    $("runs").replaceChildren(...data.runs.map((r) =>
+      el("tr", { "data-run": r.id },
+        el("td", { text: Onair.when(r.due) }), el("td", { text: Onair.when(r.started) }),
+        el("td", { class: "lateness", text: Onair.lateness(r.lateness) }),
+        el("td", { text: r.outcome || "running" }), el("td", { text: r.node }),
+        el("td", { class: "error", text: r.error || "" }))));
+    $("runs-none").hidden = data.runs.length > 0;
+    document.body.dataset.loaded = String(Date.now());
+    if (!following) {
+      following = true;
+      Onair.follow(`${viewer.events}?task=${id}`, refresh, refresh);
+    }
+  }
+
+  const refresh = Onair.debounce(load, 150);
+  $("cancel").addEventListener("click", async () => {
+    $("cancel").disabled = true;
+    await Onair.cancel(viewer.cancel, id);
+    $("cancel").disabled = false;
+    refresh();
+  });
+  Onair.start(load);
+})();

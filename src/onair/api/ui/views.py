@@ -1,0 +1,165 @@
+"""What the dashboard shows, computed from the engine for one viewer: the next 24 hours, what
+runs now, recent failures, and one task's rule, next instants and run history.
+
+A viewer sees every task (the open Tasks API, or an admin token) or only their own (a user
+token); a task of someone else is reported as not found, as on the user API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from onair.api.preview import remaining
+from onair.engine.core import Engine
+from onair.engine.models import Outcome, Run, Status, Task
+from onair.errors import InvalidInput, TaskNotFound
+from onair.timeutil import as_utc
+
+HORIZON = timedelta(hours=24)
+PENDING_SCANNED = 1000
+"""Pending tasks looked at for the timeline (newest first); the answer says when there were more."""
+PER_TASK = 200
+"""Occurrences of one task drawn in the timeline (a minutely task would have 1440)."""
+
+GROUPS = {"stream": "Broadcasts", "play_sound": "Sounds", "play_playlist": "Playlists"}
+"""Timeline rows by operation; every other operation is a system task."""
+
+
+def group(operation: str) -> str:
+    return GROUPS.get(operation, "System")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks: `user` None sees every task; otherwise only the tasks `user` owns."""
+
+    user: str | None = None
+    role: str | None = None
+    protected: bool = False
+
+    def may_see(self, task: Task) -> bool:
+        return self.user is None or task.owner == self.user
+
+    def as_json(self) -> dict[str, Any]:
+        own = self.user is not None
+        return {
+            "user": self.user,
+            "role": self.role,
+            "scope": "own" if own else "all",
+            "events": "/api/v1/scheduler/events" if own else "/events",
+            "cancel": "/api/v1/scheduler/tasks/{id}" if own else "/tasks/{id}",
+        }
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+def _summary(task: Task) -> dict[str, Any]:
+    return {
+        "id": str(task.id),
+        "name": task.name or task.operation.type,
+        "operation": task.operation.type,
+        "group": group(task.operation.type),
+        "status": task.status.value,
+    }
+
+
+async def _page(
+    engine: Engine, viewer: Viewer, status: Status, limit: int
+) -> tuple[list[Task], int]:
+    if viewer.user is None:
+        return await engine.page(status=status, limit=limit)
+    return await engine.page(owner=viewer.user, any_owner=False, status=status, limit=limit)
+
+
+async def overview(engine: Engine, viewer: Viewer) -> dict[str, Any]:
+    now = engine.clock.now()
+    horizon = now + HORIZON
+    pending, pending_total = await _page(engine, viewer, Status.PENDING, PENDING_SCANNED)
+    running, _ = await _page(engine, viewer, Status.RUNNING, 500)
+    failed, _ = await _page(engine, viewer, Status.FAILED, 20)
+    timeline = []
+    for task in pending:
+        if task.next_at is None or task.next_at > horizon:
+            continue
+        try:
+            items = remaining(task, PER_TASK)
+        except InvalidInput:  # a rule this version no longer accepts: show its next only
+            items = []
+        instants = [i.utc for i in items if i.utc <= horizon] or [task.next_at]
+        timeline += [{**_summary(task), "at": _instant(at)} for at in instants]
+    timeline.sort(key=lambda item: item["at"])
+    failures = [
+        {**_summary(t), "at": _instant(t.finished_at or t.updated_at), "error": t.error}
+        for t in failed + [t for t in pending + running if _failed_last(t)]
+    ]
+    failures.sort(key=lambda item: item["at"], reverse=True)
+    return {
+        "now": _instant(now),
+        "horizon": _instant(horizon),
+        "viewer": viewer.as_json(),
+        "timeline": timeline,
+        "truncated": pending_total > len(pending),
+        "running": [{**_summary(t), "started": _instant(t.started_at)} for t in running],
+        "failures": failures[:20],
+    }
+
+
+def _failed_last(task: Task) -> bool:
+    """A series still pending whose latest run failed."""
+    return task.last_outcome in (Outcome.FAILED, Outcome.INTERRUPTED)
+
+
+async def task_page(engine: Engine, viewer: Viewer, task_id: UUID) -> dict[str, Any]:
+    """Raises: TaskNotFound, also for a task the viewer may not see."""
+    task = await engine.get(task_id)
+    if not viewer.may_see(task):
+        raise TaskNotFound(task_id)
+    runs, total = await engine.runs(task_id, limit=50)
+    try:
+        upcoming = remaining(task, 10)
+    except InvalidInput:
+        upcoming = []
+    return {
+        "viewer": viewer.as_json(),
+        "task": {
+            **_summary(task),
+            "owner": task.owner,
+            "operation_parameters": dict(task.operation.parameters),
+            "condition": {
+                "type": task.condition.type,
+                "parameters": dict(task.condition.parameters),
+            },
+            "dependencies": {name: str(i) for name, i in task.dependencies.items()},
+            "created": _instant(task.created_at),
+            "next": _instant(task.next_at) if not task.status.finished else None,
+            "started": _instant(task.started_at),
+            "finished": _instant(task.finished_at),
+            "runs": task.runs,
+            "error": task.error,
+            "cancellable": not task.status.finished,
+        },
+        "next": [
+            {"utc": _instant(i.utc), "local": i.local.isoformat(), "note": i.note} for i in upcoming
+        ],
+        "runs": [_run(run) for run in runs],
+        "run_count": total,
+    }
+
+
+def _run(run: Run) -> dict[str, Any]:
+    return {
+        "id": str(run.id),
+        "attempt": run.attempt,
+        "node": run.node,
+        "due": _instant(run.due_at),
+        "started": _instant(run.started_at),
+        "finished": _instant(run.finished_at),
+        "lateness": run.lateness,
+        "outcome": run.outcome.value if run.outcome else None,
+        "error": run.error,
+    }
