@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -162,4 +164,52 @@ credit_transactions = Table(
     Column("created_at", Instant, nullable=False),
     UniqueConstraint("run_id", "user_id"),
     Index(None, "user_id", "created_at"),
+)
+
+
+# Media (onair.audio.library): sounds kept under the media directory, and playlists of them.
+
+sounds = Table(
+    "sounds",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    # The user the sound belongs to; None: the system's (imported without --user).
+    Column("owner", String(128)),
+    Column("name", String(256), nullable=False),
+    # The name it was uploaded or imported with, and where it is kept, under the media dir.
+    Column("filename", String(256), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    # What probing the file found (onair.audio.probe); the duration is the decoded one.
+    Column("duration_seconds", Float, nullable=False),
+    Column("format", String(64), nullable=False),
+    Column("codec", String(64), nullable=False),
+    Column("channels", Integer, nullable=False),
+    Column("sample_rate", Integer, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Index(None, "owner", "created_at"),
+)
+
+playlists = Table(
+    "playlists",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner", String(128)),
+    Column("name", String(256), nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Index(None, "owner", "created_at"),
+)
+
+playlist_sounds = Table(
+    "playlist_sounds",
+    metadata,
+    Column("playlist_id", Uuid, ForeignKey("playlists.id", ondelete="CASCADE"), primary_key=True),
+    # 0-based order of the track in its playlist.
+    Column("position", Integer, primary_key=True),
+    # Deleting a sound takes it out of every playlist (refused while a task would play it).
+    Column(
+        "sound_id", Uuid, ForeignKey("sounds.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
 )
