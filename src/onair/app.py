@@ -17,6 +17,9 @@ from onair.accounts.tokens import Authenticator
 from onair.api import create_api
 from onair.api.events import EventLog, Owners
 from onair.api.metrics import Metrics
+from onair.audio.library import Library
+from onair.audio.outputs import default_outputs
+from onair.audio.player import Player
 from onair.broadcast.clients import Emilounge, Emirecords, Emishows, Emistream
 from onair.broadcast.synchronizer import Synchronizer
 from onair.config import Settings
@@ -24,6 +27,7 @@ from onair.engine.cleaning import Cleaner
 from onair.engine.core import Engine
 from onair.engine.registry import Registry
 from onair.operations.credit_recharge import CreditRecharge, ensure_daily_recharge
+from onair.operations.play import PlayChecks, PlayPlaylist, PlaySound
 from onair.operations.stream import Stream
 from onair.operations.test import Test
 from onair.store.database import Store
@@ -39,6 +43,10 @@ class Services:
     accounts: Accounts
     neighbours: tuple[Emishows, Emirecords, Emilounge, Emistream]
     synchronizer: Synchronizer
+    library: Library
+    player: Player
+    play_checks: PlayChecks
+    audio_warning: str | None = None
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -51,13 +59,35 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     emistream = Emistream(settings.emistream)
     streaming, srt = settings.operations.stream, settings.emistream.srt
     stream = Stream(emishows, emirecords, emilounge, emistream, streaming, srt.host, srt.port)
-    registry = Registry([Test(), CreditRecharge(accounts), stream])
+    audio = settings.audio
+    outputs, audio_warning = audio.outputs, None
+    if not outputs:
+        found = default_outputs()
+        outputs, audio_warning = found.outputs, found.warning
+    player = Player(outputs, busy_timeout=audio.busy_timeout.total_seconds(), clock=clock)
+    library = Library(store, audio.media_dir, clock)
+    play = (library, player, store, audio.cost, audio.seed)
+    registry = Registry(
+        [Test(), CreditRecharge(accounts), stream, PlaySound(*play), PlayPlaylist(*play)]
+    )
     engine = Engine(store, registry, clock=clock, settings=settings.engine)
     synchronizer = Synchronizer(
         engine, emishows, store, settings.synchronizer, streaming.lead, clock
     )
     neighbours = (emishows, emirecords, emilounge, emistream)
-    return Services(settings, store, registry, engine, accounts, neighbours, synchronizer)
+    return Services(
+        settings,
+        store,
+        registry,
+        engine,
+        accounts,
+        neighbours,
+        synchronizer,
+        library,
+        player,
+        PlayChecks(library, player, store),
+        audio_warning,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -70,6 +100,11 @@ async def running(services: Services) -> AsyncIterator[Services]:
         await stack.enter_async_context(services.store)
         await services.store.migrate()
         await stack.enter_async_context(services.engine)
+        # Entered after the engine, so it stops first: runs still playing at shutdown end as
+        # failed ("the player has shut down") with their ffmpeg reaped, before the engine stops.
+        if services.audio_warning:
+            logging.getLogger("onair.audio").warning(services.audio_warning)
+        await stack.enter_async_context(services.player)
         if settings.credits.daily_recharge:
             await ensure_daily_recharge(services.engine)
         if settings.cleaner.enabled:

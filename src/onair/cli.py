@@ -23,6 +23,8 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(db_app, name="db")
 token_app = typer.Typer(help="Tokens of the user-facing API, for development and tests.")
 app.add_typer(token_app, name="token")
+sounds_app = typer.Typer(help="The media library.")
+app.add_typer(sounds_app, name="sounds")
 console = Console()
 
 UrlOption = Annotated[
@@ -115,6 +117,55 @@ def token_create(
 
 
 def _client(url: str | None) -> httpx.Client:
+@sounds_app.command("import")
+def sounds_import(
+    directory: Annotated[Path, typer.Argument(help="A folder of audio files (and subfolders).")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="The owner (default: the system's sounds).")
+    ] = None,
+) -> None:
+    """Add every audio file under DIRECTORY to the library of the configured store, each checked
+    by decoding it; files that are not playable audio are listed and skipped (exit 1 if any)."""
+    from rich.progress import Progress
+
+    from onair.audio.library import Library
+    from onair.audio.probe import UnsupportedAudio
+    from onair.store.database import Store
+
+    if not directory.is_dir():
+        console.print(f"[red]{directory} is not a folder[/red]")
+        raise typer.Exit(2)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    async def run() -> tuple[int, list[str]]:
+        settings = Settings()
+        imported, refused = 0, []
+        async with Store(settings.store.url) as store:
+            await store.migrate()
+            library = Library(store, settings.audio.media_dir)
+            with Progress(console=console) as progress:
+                bar = progress.add_task("importing", total=len(files))
+                for path in files:
+                    progress.update(bar, description=path.name[:40])
+                    try:
+                        sound = await library.import_file(path, owner=user)
+                        imported += 1
+                        progress.console.print(
+                            f"{sound.id}  {sound.duration_seconds:8.2f} s  {path}"
+                        )
+                    except UnsupportedAudio as error:
+                        refused.append(f"{path}: {error.reason}")
+                    progress.advance(bar)
+        return imported, refused
+
+    imported, refused = asyncio.run(run())
+    for line in refused:
+        console.print(f"[yellow]skipped {line}[/yellow]")
+    console.print(f"imported {imported} sound(s), skipped {len(refused)}")
+    if refused:
+        raise typer.Exit(1)
+
+
     if url is None:
         server = Settings().server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from onair.audio.outputs import Outputs
+
 
 class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
@@ -219,6 +221,32 @@ class LogSettings(BaseModel):
 
 class Settings(BaseSettings):
     """All of onair's settings. Environment: `ONAIR__SECTION__KEY`, e.g. `ONAIR__SERVER__PORT`."""
+class AudioSettings(BaseModel):
+    outputs: Outputs = Field(
+        default_factory=dict,
+        description=(
+            'Outputs by name, as JSON: `{"default": {"kind": "file", "path": "x.wav"}}` '
+            "(kinds in docs/operations.md). Empty: one `default` found at start-up (Pulse, else "
+            "ALSA, else a silent sink, with a warning)."
+        ),
+    )
+    busy_timeout: timedelta = Field(
+        timedelta(seconds=5),
+        description="How long a playback waits for a busy output before its run fails.",
+    )
+    cost: int = Field(
+        1, ge=0, description="Credits a user's task spends per sound it plays (system tasks: 0)."
+    )
+    media_dir: Path = Field(Path("data/media"), description="Where uploaded sounds are kept.")
+    seed: int | None = Field(
+        None,
+        description=(
+            "Seed of the random order of shuffle and random play, the same for every run (for "
+            "tests). Empty: unpredictable."
+        ),
+    )
+
+
 
     model_config = SettingsConfigDict(
         env_prefix="ONAIR__",
@@ -252,6 +280,7 @@ class Settings(BaseSettings):
     def _known_database(cls, store: StoreSettings) -> StoreSettings:
         if not store.url.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError(f"unsupported database URL {store.url!r}: use sqlite or postgresql")
+    audio: AudioSettings = Field(default_factory=AudioSettings)
         return store
 
 

@@ -39,7 +39,7 @@ from pydantic_core import PydanticCustomError
 
 from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
-from onair.engine.conditions import validate
+from onair.engine.conditions import parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Spec, Status, Task
 from onair.engine.triggers import resolve
@@ -55,6 +55,7 @@ from onair.operations.credit_recharge import CreditRechargeParameters
 if TYPE_CHECKING:
     from onair.accounts.credits import Accounts
     from onair.config import Settings
+    from onair.operations.play import PlayChecks
     from onair.timeutil import Clock
 
 
@@ -115,6 +116,10 @@ class TaskCreate(BaseModel):
         None, ge=1, validate_default=True, description="Runs in all; none: no end."
     )
     parameters: dict[str, Any] = Field(default_factory=dict)
+    allow_overlap: bool = Field(
+        False,
+        description="Schedule a one-shot play task even if it overlaps another on its output.",
+    )
 
     @field_validator("cron_expression")
     @classmethod
@@ -251,10 +256,12 @@ def _seed_key(key: str | None) -> str | None:
 
 class SchedulerService:
     """The seed's calls over an engine. `visible_to` limits a call to one user's tasks: a task
-    of anyone else is reported as not found, so its existence is not revealed."""
+    of anyone else is reported as not found, so its existence is not revealed. `checks`
+    vet play tasks' media, output and overlaps before they are added."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, checks: PlayChecks | None = None) -> None:
         self.engine = engine
+        self.checks = checks
 
     # The HTTP surface's calls (they raise) --------------------------------------------------
 
@@ -267,7 +274,10 @@ class SchedulerService:
             Forbidden: a non-admin asks for a system-only type (credit_recharge).
             InvalidParameters: wrong parameters for the type (keyed `parameters.<field>`), a
                 type this server cannot run (keyed `task_type`), or a schedule the engine
-                refuses (keyed by the request's field).
+                refuses (keyed by the request's field); a play task's sound or playlist that
+                is not the owner's (keyed `parameters.sound_id` / `parameters.playlist_id`).
+            PlayConflict: a one-shot play task overlaps another on its output (409), unless
+                `allow_overlap`.
         """
         task_type = request.task_type
         if not admin and task_type in SYSTEM_ONLY:
@@ -283,11 +293,30 @@ class SchedulerService:
             name=request.name,
         )
         try:
+            if self.checks is not None:
+                await self.checks.check(
+                    task_type.value,
+                    request.parameters,
+                    owner=user_id,
+                    start=self._one_shot_start(new),
+                    allow_overlap=request.allow_overlap,
+                )
             task = await self.engine.add(new)
         except InvalidParameters as error:
             problems = [Problem(p.message, _seed_key(p.key)) for p in error.problems]
             raise InvalidParameters(problems) from error
         return ScheduledTask.of(task)
+
+    def _one_shot_start(self, new: NewTask) -> datetime | None:
+        """The instant a one-shot task runs at; None for a series (or a schedule the engine
+        will refuse with its own message)."""
+        if new.condition.type != "at":
+            return None
+        try:
+            condition = parse_condition("at", dict(new.condition.parameters))
+        except InvalidParameters:
+            return None
+        return condition.trigger(self.engine.clock.now()).next_after(None)
 
     async def find(self, task_id: UUID, *, visible_to: str | None = None) -> ScheduledTask:
         """Raises: TaskNotFound (also for a task `visible_to` does not own)."""
@@ -344,6 +373,7 @@ class SchedulerService:
         recurrence_type: RecurrenceType | str = RecurrenceType.NONE,
         recurrence_count: int | None = None,
         cron_expression: str | None = None,
+        allow_overlap: bool = False,
     ) -> ScheduledTask:
         """Add a task for `user_id` (None: a system task). The Python API is trusted: any
         registered type may be scheduled for anyone.
@@ -362,6 +392,7 @@ class SchedulerService:
                 "recurrence_type": recurrence_type,
                 "recurrence_count": recurrence_count,
                 "cron_expression": cron_expression,
+                "allow_overlap": allow_overlap,
             },
             "",
         )
@@ -426,7 +457,7 @@ class Scheduler(SchedulerService):
             store = settings.store.model_copy(update={"url": database_url})
             settings = settings.model_copy(update={"store": store})
         self.services = build(settings, clock)
-        super().__init__(self.services.engine)
+        super().__init__(self.services.engine, self.services.play_checks)
         self.accounts: Accounts = self.services.accounts
         self._running: Any = None
 

@@ -9,7 +9,17 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from onair.api import events, metrics, preview, scheduler, synchronizer, tasks, ui, users
+from onair.api import (
+    events,
+    media,
+    metrics,
+    preview,
+    scheduler,
+    synchronizer,
+    tasks,
+    ui,
+    users,
+)
 from onair.api.errors import install_reference_errors
 
 
@@ -46,7 +56,9 @@ def create_api(
     ui.install(app)
     app.mount(
         "/api/v1",
-        users.create_user_api(app, scheduler.router, preview.user_router, events.user_router),
+        users.create_user_api(
+            app, scheduler.router, preview.user_router, events.user_router, media.router
+        ),
     )
     app.add_middleware(StripTrailingSlash)
     return app

@@ -81,7 +81,8 @@ AdminUser = Annotated[Principal, Depends(_admin)]
 
 
 def _scheduler(request: Request) -> SchedulerService:
-    return SchedulerService(_node(request).engine)
+    node = _node(request)
+    return SchedulerService(node.engine, node.services.play_checks)
 
 
 def _accounts(request: Request) -> Accounts:
