@@ -51,6 +51,7 @@ def serve() -> None:
         host=settings.server.host,
         port=settings.server.port,
         forwarded_allow_ips=settings.server.trusted,
+        timeout_graceful_shutdown=max(1, round(settings.server.shutdown_grace.total_seconds())),
         log_config=None,
         access_log=False,
     )
@@ -116,7 +117,6 @@ def token_create(
     print(token)
 
 
-def _client(url: str | None) -> httpx.Client:
 @sounds_app.command("import")
 def sounds_import(
     directory: Annotated[Path, typer.Argument(help="A folder of audio files (and subfolders).")],
@@ -166,6 +166,7 @@ def sounds_import(
         raise typer.Exit(1)
 
 
+def _client(url: str | None) -> httpx.Client:
     if url is None:
         server = Settings().server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host

@@ -23,6 +23,13 @@ class ServerSettings(BaseModel):
         "127.0.0.1",
         description="Proxies whose X-Forwarded-* headers are trusted (forwarded_allow_ips).",
     )
+    shutdown_grace: timedelta = Field(
+        timedelta(seconds=3),
+        description=(
+            "How long a stopping node lets open requests finish before closing them (event "
+            "streams and dashboards never finish by themselves)."
+        ),
+    )
 
 
 class StoreSettings(BaseModel):
@@ -214,13 +221,6 @@ class EventsSettings(BaseModel):
     )
 
 
-class LogSettings(BaseModel):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
-    format: Literal["text", "json"] = Field("text", description="Log line format.")
-
-
-class Settings(BaseSettings):
-    """All of onair's settings. Environment: `ONAIR__SECTION__KEY`, e.g. `ONAIR__SERVER__PORT`."""
 class AudioSettings(BaseModel):
     outputs: Outputs = Field(
         default_factory=dict,
@@ -247,6 +247,13 @@ class AudioSettings(BaseModel):
     )
 
 
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["text", "json"] = Field("text", description="Log line format.")
+
+
+class Settings(BaseSettings):
+    """All of onair's settings. Environment: `ONAIR__SECTION__KEY`, e.g. `ONAIR__SERVER__PORT`."""
 
     model_config = SettingsConfigDict(
         env_prefix="ONAIR__",
@@ -273,6 +280,7 @@ class AudioSettings(BaseModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     credits: CreditsSettings = Field(default_factory=CreditsSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
 
     @field_validator("store", mode="after")
@@ -280,7 +288,6 @@ class AudioSettings(BaseModel):
     def _known_database(cls, store: StoreSettings) -> StoreSettings:
         if not store.url.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError(f"unsupported database URL {store.url!r}: use sqlite or postgresql")
-    audio: AudioSettings = Field(default_factory=AudioSettings)
         return store
 
 
