@@ -1,0 +1,198 @@
+"""The dashboard end to end: a real `onair serve` and the system's headless Chromium driven by
+Playwright. Tasks made through the API appear without a reload, a running task shows up live
+and its cancel button cancels it, a phone-sized screen still reaches the button, and with auth
+on a forged token sees nothing while a user sees only their own tasks.
+
+Screenshots of each page are written to docs/img/ (on the SQLite run) for the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from onair.accounts.tokens import Role, create_token
+from onair.config import AuthSettings
+from tests.conftest import Server
+from tests.integration.helpers import body, schedule, wait_status
+from tests.integration.test_events_stream import user_task
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
+WAIT = 15_000
+"""Milliseconds any page state may take to appear (Playwright's own deadline)."""
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs the system chromium")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        await browser.close()
+
+
+async def open_page(browser: Browser, url: str, width: int = 1200, height: int = 900) -> Page:
+    page = await browser.new_page(viewport={"width": width, "height": height})
+    await page.goto(url)
+    return page
+
+
+async def loaded(page: Page) -> None:
+    await expect(page.locator("body[data-loaded]")).to_have_count(1, timeout=WAIT)
+    await expect(page.locator("#live")).to_have_text("live", timeout=WAIT)
+
+
+def at(hours: float) -> dict[str, object]:
+    instant = datetime.now(UTC) + timedelta(hours=hours)
+    return {"type": "at", "parameters": {"datetime": instant.replace(tzinfo=None).isoformat()}}
+
+
+async def test_live_dashboard_and_cancel(
+    server: Server, own_client: httpx.AsyncClient, browser: Browser, database_url: str
+) -> None:
+    shots = database_url.startswith("sqlite")
+    client = own_client
+    page = await open_page(browser, f"{server.url}/ui")
+    await loaded(page)
+    reloads = await page.evaluate("performance.getEntriesByType('navigation').length")
+
+    # A task made through the API appears in the next 24 hours, without a reload.
+    later = await schedule(client, condition=at(3))
+    upcoming = page.locator(f"#upcoming li[data-task='{later}']")
+    await expect(upcoming).to_have_count(1, timeout=WAIT)
+    await expect(
+        page.locator(f".row[data-group='System'] a.mark[data-task='{later}']")
+    ).to_have_count(1)
+    cron = {"type": "cron", "parameters": {"expression": "0 * * * *", "timezone": "Europe/Paris"}}
+    hourly = await schedule(client, condition=cron)
+    await expect(page.locator(f"#upcoming li[data-task='{hourly}']")).to_have_count(
+        24, timeout=WAIT
+    )
+    failing = await schedule(client, parameters={"fail": "the transmitter is off"})
+    failure = page.locator(f"#failures li[data-task='{failing}']")
+    await expect(failure).to_contain_text(
+        "Operation test failed: the transmitter is off.", timeout=WAIT
+    )
+
+    # A running task shows up live, with its elapsed time ticking.
+    long = await schedule(client, parameters={"sleep": 30})
+    row = page.locator(f"#running tr[data-task='{long}']")
+    await expect(row).to_have_count(1, timeout=WAIT)
+    await expect(row.locator("td.elapsed")).to_have_text(
+        re.compile(r"^(\d+m )?\d+s$"), timeout=WAIT
+    )
+    assert await page.evaluate("performance.getEntriesByType('navigation').length") == reloads
+    if shots:
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=IMAGES / "dashboard.png", full_page=True)
+        phone = await open_page(browser, f"{server.url}/ui", width=390, height=844)
+        await loaded(phone)
+        await expect(
+            phone.locator(f"#running tr[data-task='{long}'] button.cancel")
+        ).to_be_in_viewport(timeout=WAIT)
+        await phone.screenshot(path=IMAGES / "dashboard-phone.png", full_page=True)
+        await phone.close()
+
+    # Its cancel button cancels it through the API; the row goes away.
+    await row.locator("button.cancel").click()
+    await wait_status(client, long, "cancelled")
+    await expect(row).to_have_count(0, timeout=WAIT)
+    runs = (await client.get(f"/tasks/{long}/runs")).json()["runs"]
+    assert [r["outcome"] for r in runs] == ["cancelled"]
+
+    # The task page: rule, next instants with the zone's offset, runs with their lateness.
+    series = await schedule(client, condition={"type": "interval", "parameters": {"every": "PT1S"}})
+    await with_runs(client, series, 2)
+    task = await open_page(browser, f"{server.url}/ui/tasks/{series}")
+    await loaded(task)
+    await expect(task.locator("#runs tr")).not_to_have_count(0, timeout=WAIT)
+    assert "ms" in (await task.locator("#runs td.lateness").first.inner_text())
+    await expect(task.locator("#next tr")).to_have_count(10)
+    await expect(task.locator("#rule")).to_contain_text('"every": "PT1S"')
+    count = await task.locator("#runs tr").count()
+    await expect(task.locator("#runs tr")).not_to_have_count(count, timeout=WAIT)  # live
+    await task.locator("#cancel").click()
+    await wait_status(client, series, "cancelled")
+    await expect(task.locator("#task-name")).to_contain_text("cancelled", timeout=WAIT)
+    paris = await open_page(browser, f"{server.url}/ui/tasks/{hourly}")
+    await loaded(paris)
+    await expect(paris.locator("#next tr").first).to_contain_text("+01:00")
+    if shots:
+        await paris.screenshot(path=IMAGES / "task.png", full_page=True)
+        await task.screenshot(path=IMAGES / "task-runs.png", full_page=True)
+
+
+async def with_runs(client: httpx.AsyncClient, task: str, count: int) -> None:
+    """Wait until `task` has had `count` runs."""
+    async with asyncio.timeout(15):
+        while (await client.get(f"/tasks/{task}/runs")).json()["count"] < count:
+            await asyncio.sleep(0.05)
+
+
+async def test_auth_forged_token_sees_nothing(
+    start_server: Callable[..., Server], database_url: str, browser: Browser
+) -> None:
+    server = start_server(database_url, ONAIR__AUTH__PROTECT_TASKS_API="true")
+    admin = {
+        "Authorization": f"Bearer {create_token('root', role=Role.ADMIN, settings=AuthSettings())}"
+    }
+    alice = f"alice-{datetime.now(UTC).timestamp():.0f}"
+    mine = await user_task(server, alice)
+    async with server.client() as client:
+        created = await client.post("/tasks", json=body(condition=at(2)), headers=admin)
+        assert created.status_code == 201
+        system = created.json()["task"]["id"]
+
+    page = await open_page(browser, f"{server.url}/ui")
+    await expect(page.locator("#login")).to_be_visible(timeout=WAIT)
+    assert await page.locator("#upcoming li").count() == 0
+
+    forged = create_token("root", role=Role.ADMIN, settings=AuthSettings(secret="x" * 40))
+    await page.fill("#token", forged)
+    await page.click("#login button[type=submit]")
+    await expect(page.locator("#login-error")).to_have_text("This token was refused.", timeout=WAIT)
+    await expect(page.locator("#main")).to_be_hidden()
+    assert await page.locator("#upcoming li").count() == 0
+
+    await page.fill("#token", create_token(alice, settings=AuthSettings()))
+    await page.click("#login button[type=submit]")
+    await loaded(page)
+    await expect(page.locator("#who")).to_contain_text(alice)
+    # Alice's task is 30 days away: not in the next 24 hours, but its page is hers.
+    assert await page.locator(f"[data-task='{system}']").count() == 0
+    # Pages opened in the same tab keep the token (sessionStorage is per tab).
+    await page.goto(f"{server.url}/ui/tasks/{system}")
+    await expect(page.locator("#task-missing")).to_be_visible(timeout=WAIT)
+    await page.goto(f"{server.url}/ui/tasks/{mine}")
+    await loaded(page)
+    await expect(page.locator("#task-name")).to_contain_text("pending")
+    await page.locator("#cancel").click()  # through the user API, with her rights
+    await expect(page.locator("#task-name")).to_contain_text("cancelled", timeout=WAIT)
+
+    await page.goto(f"{server.url}/ui")
+    await loaded(page)
+    await page.click("#signout")
+    await expect(page.locator("#login")).to_be_visible(timeout=WAIT)
+    await page.fill("#token", admin["Authorization"].removeprefix("Bearer "))
+    await page.click("#login button[type=submit]")
+    await loaded(page)
+    await expect(page.locator(f"#upcoming li[data-task='{system}']")).to_have_count(1)
