@@ -227,6 +227,13 @@ async def refund(
     balance = (await conn.execute(locked)).scalar()
     if balance is not None:
         await _move(conn, user_id, run_id, None, "", balance, credits, now)
+        # A run that played nothing leaves no trace in the user's statement.
+        keyed = (credit_transactions.c.run_id == run_id) & (
+            credit_transactions.c.user_id == user_id
+        )
+        await conn.execute(
+            delete(credit_transactions).where(keyed, credit_transactions.c.amount == 0)
+        )
 
 
 async def _move(
