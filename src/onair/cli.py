@@ -288,6 +288,73 @@ def tasks_preview(
         console.print("the rule has no occurrence left")
 
 
+def _watch_table(overview: dict[str, Any], limit: int) -> Table:
+    """Running tasks first (with elapsed time), then the next ones in the coming 24 hours."""
+    from datetime import datetime
+
+    now = datetime.fromisoformat(overview["now"])
+    table = Table(
+        "state", "when (UTC)", "task", "operation", "id", title=f"onair at {now:%H:%M:%S}"
+    )
+    for task in overview["running"]:
+        started = datetime.fromisoformat(task["started"]) if task["started"] else now
+        elapsed = int((now - started).total_seconds())
+        table.add_row(
+            "[green]running[/green]",
+            f"{started:%H:%M:%S} +{elapsed // 60}m{elapsed % 60:02d}s",
+            task["name"],
+            task["operation"],
+            task["id"],
+        )
+    for item in overview["timeline"][:limit]:
+        at = datetime.fromisoformat(item["at"])
+        table.add_row(
+            "upcoming", f"{at:%m-%d %H:%M:%S}", item["name"], item["operation"], item["id"]
+        )
+    return table
+
+
+@tasks_app.command("watch")
+def tasks_watch(
+    url: UrlOption = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="ONAIR_TOKEN", help="A token, when the API is protected.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Upcoming runs shown.")] = 20,
+    once: Annotated[bool, typer.Option(help="Print the table once and exit.")] = False,
+) -> None:
+    """A live table of running and upcoming tasks, refreshed every second (from the data the
+    dashboard reads, `GET /ui/api/overview`)."""
+    import time
+
+    from rich.live import Live
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def fetch(client: httpx.Client) -> Table:
+        try:
+            response = client.get("/ui/api/overview", headers=headers)
+        except httpx.HTTPError as error:
+            console.print(f"[red]cannot reach the service: {error}[/red]")
+            raise typer.Exit(1) from error
+        if response.is_error:
+            console.print(f"[red]{response.status_code}: {response.text}[/red]")
+            raise typer.Exit(1)
+        return _watch_table(response.json(), limit)
+
+    with _client(url) as client:
+        if once:
+            console.print(fetch(client))
+            return
+        with Live(fetch(client), console=console, auto_refresh=False) as live:
+            try:
+                while True:
+                    time.sleep(1)  # a polling view: one request a second
+                    live.update(fetch(client), refresh=True)
+            except KeyboardInterrupt:
+                pass
+
+
 @tasks_app.command("cancel")
 def tasks_cancel(task_id: str, url: UrlOption = None) -> None:
     """Cancel a pending or running task."""

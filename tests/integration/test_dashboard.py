@@ -39,8 +39,6 @@ IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 WAIT = 15_000
 """Milliseconds any page state may take to appear (Playwright's own deadline)."""
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs the system chromium")
-
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:

@@ -1,10 +1,11 @@
 """Rule previews over HTTP (`POST /tasks/preview`, `POST /api/v1/scheduler/preview`) and the
 CLI: DST gaps and folds in several zones, each first instant equal to the `next` of the task
 the engine then makes from the same condition, a short series the engine really runs at the
-previewed instants, and the same 400s as `POST /tasks`."""
+previewed instants, and the same 400s as `POST /tasks`; `onair tasks watch` too."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -226,3 +227,28 @@ def test_cli_prints_the_table(shared_server: Server) -> None:
     )
     assert bad.returncode == 1
     assert "400" in bad.stdout
+
+
+async def test_cli_watch_shows_running_and_upcoming(
+    shared_server: Server, client: httpx.AsyncClient
+) -> None:
+    long = await schedule(client, parameters={"sleep": 30})
+    await wait_status(client, long, "running")
+    soon = await schedule(client, condition=condition("at", datetime="2999-01-01T00:00:00"))
+    later = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None).isoformat()
+    upcoming = await schedule(client, condition=condition("at", datetime=later))
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "onair", "tasks", "watch", "--once", "--limit", "500"),
+        env={**os.environ, "ONAIR_URL": shared_server.url, "COLUMNS": "250"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert any("running" in line and long in line for line in lines)
+    assert any("upcoming" in line and upcoming in line for line in lines)
+    assert not any(soon in line for line in lines)  # beyond the next 24 hours
+    for task in (long, soon, upcoming):
+        assert (await client.delete(f"/tasks/{task}")).status_code == 200
