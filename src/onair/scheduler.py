@@ -437,8 +437,9 @@ class Scheduler(SchedulerService):
     (SQLite under ./data by default), migrates it, runs the engine and the node's start-up
     (the daily recharge system task included) until the block ends. No web server.
 
-    `settings` default to the environment's (`ONAIR__*`); `database_url` overrides the store.
-    `accounts` gives the users and their credits.
+    `settings` default to the environment's (`ONAIR__*`), without the broadcast synchronizer:
+    an embedded scheduler has no station schedule to follow unless it is given settings that
+    say so. `database_url` overrides the store. `accounts` gives the users and their credits.
     """
 
     def __init__(
@@ -452,7 +453,10 @@ class Scheduler(SchedulerService):
         from onair.app import build
         from onair.config import Settings
 
-        settings = settings or Settings()
+        if settings is None:
+            settings = Settings()
+            quiet = settings.synchronizer.model_copy(update={"enabled": False})
+            settings = settings.model_copy(update={"synchronizer": quiet})
         if database_url is not None:
             store = settings.store.model_copy(update={"url": database_url})
             settings = settings.model_copy(update={"store": store})
