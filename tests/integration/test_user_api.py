@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from onair.scheduler import RecurrenceType, SchedulerService, TaskType
 from onair.store.database import Store
 from tests.conftest import Server
 from tests.integration.helpers import schedule, wait_status
+from tests.integration.tones import tone, upload
 
 DEV = AuthSettings()
 """The servers of this module run with the development secret (the default)."""
@@ -92,16 +94,18 @@ def next_midnight_utc() -> str:
 # The seed's examples --------------------------------------------------------------------------
 
 
-async def test_seed_one_shot_play_sound(client: httpx.AsyncClient) -> None:
+async def test_seed_one_shot_play_sound(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    user = someone()
+    sound = await upload(client, cookie(user), tone(tmp_path / "alarm.wav", 0.5))
     response = await client.post(
         "/api/v1/scheduler/tasks",
-        headers={"Content-Type": "application/json", **cookie(someone())},
+        headers={"Content-Type": "application/json", **cookie(user)},
         json={
             "name": "Play Morning Alarm",
             "task_type": "play_sound",
             "scheduled_at": "2030-01-01T10:00:00",
             "timezone": "America/New_York",
-            "parameters": {"sound_id": SOUND},
+            "parameters": {"sound_id": sound["id"]},
         },
     )
     if not available(TaskType.PLAY_SOUND):
@@ -151,10 +155,15 @@ async def test_seed_daily_credit_recharge_system_task(client: httpx.AsyncClient)
     assert task["id"] != str(DAILY_RECHARGE_ID)  # an admin's own, beside the start-up one
 
 
-async def test_seed_cron_playlist(client: httpx.AsyncClient) -> None:
+async def test_seed_cron_playlist(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    user = someone()
+    sound = await upload(client, cookie(user), tone(tmp_path / "track.wav", 0.5))
+    created = await client.post(
+        "/api/v1/playlists", headers=cookie(user), json={"name": "Work", "sound_ids": [sound["id"]]}
+    )
     response = await client.post(
         "/api/v1/scheduler/tasks",
-        headers={"Content-Type": "application/json", **cookie(someone())},
+        headers={"Content-Type": "application/json", **cookie(user)},
         json={
             "name": "Workday Playlist",
             "task_type": "play_playlist",
@@ -162,7 +171,11 @@ async def test_seed_cron_playlist(client: httpx.AsyncClient) -> None:
             "timezone": "America/New_York",
             "recurrence_type": "cron",
             "cron_expression": "0 9 * * 1-5",
-            "parameters": {"playlist_id": PLAYLIST, "play_mode": "loop", "shuffle": True},
+            "parameters": {
+                "playlist_id": created.json()["id"],
+                "play_mode": "loop",
+                "shuffle": True,
+            },
         },
     )
     if not available(TaskType.PLAY_PLAYLIST):
