@@ -70,12 +70,15 @@ class Recorder:
 
     def __init__(self) -> None:
         self.starts: dict[UUID, list[tuple[float, float]]] = {}
+        self.total = 0
 
     def record(self, task_id: UUID, started: float, due: float) -> None:
         self.starts.setdefault(task_id, []).append((started, due))
+        self.total += 1
 
     def count(self) -> int:
-        return sum(len(v) for v in self.starts.values())
+        """Runs recorded so far; O(1), as the scenarios poll it every 20 ms."""
+        return self.total
 
 
 class Noop:

@@ -38,7 +38,7 @@ async def onair_execution(count: int) -> tuple[float, float, int, int]:
             due = after(LEAD + count / 20_000)
             keys = await bulk_fill(engine, count, due)
             due_s = due.timestamp()
-            completed_at = await _all_completed(engine, count, within=LEAD + 600)
+            completed_at = await all_completed(engine, count, within=LEAD + 600)
             await asyncio.sleep(0.5)
     starts = {key: recorder.starts.get(key, []) for key in keys}
     missed, duplicated = exactly_once(keys, starts)
@@ -46,7 +46,7 @@ async def onair_execution(count: int) -> tuple[float, float, int, int]:
     return count / (completed_at - due_s), count / (last_start - due_s), missed, duplicated
 
 
-async def _all_completed(engine: Engine, count: int, within: float) -> float:
+async def all_completed(engine: Engine, count: int, within: float) -> float:
     """The wall-clock time at which `count` tasks are completed in the store (polled every
     20 ms with a read of its own, which costs the engine a little)."""
     deadline = time.monotonic() + within
