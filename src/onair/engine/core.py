@@ -98,7 +98,7 @@ class Engine:
             elif all(states[i][0] == Status.COMPLETED.value for i in ids):
                 values["due_at"] = values["next_at"]
             try:
-                await queries.insert_task(conn, values, edges)
+                await queries.insert_task(conn, values, edges, may_exist=new.id is not None)
             except queries.Duplicate:
                 raise TaskExists(values["id"]) from None
             if values["due_at"] is not None:

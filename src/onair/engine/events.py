@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -38,14 +38,17 @@ class Event:
     remote: bool = field(default=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("remote")
-        for key, value in data.items():
-            if isinstance(value, UUID):
-                data[key] = str(value)
-            elif isinstance(value, datetime):
-                data[key] = value.isoformat()
-        return data
+        return {
+            "kind": self.kind,
+            "task_id": str(self.task_id),
+            "operation": self.operation,
+            "at": self.at.isoformat(),
+            "node": self.node,
+            "run_id": str(self.run_id) if self.run_id else None,
+            "due": self.due.isoformat() if self.due else None,
+            "lateness": self.lateness,
+            "error": self.error,
+        }
 
     def payload(self) -> str:
         """The event as sent to other nodes (errors cut so it fits in a notification)."""

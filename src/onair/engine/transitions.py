@@ -55,6 +55,7 @@ class Ended:
     finished: datetime
     result: Any = None
     error: str | None = None
+    attempt: int = 1
 
 
 class Rules:
@@ -296,9 +297,7 @@ async def end_runs(
             continue  # cancelled or recovered meanwhile; that path already moved the task on
         if row is None or row["status"] not in ACTIVE:
             continue
-        run = await queries.get_run(conn, end.run_id)
-        attempt = run["attempt"] if run is not None else 1
-        values = _after_run(rules, row, end, attempt, now)
+        values = _after_run(rules, row, end, end.attempt, now)
         await queries.update_task(conn, end.task_id, values)
         if Status(values.get("status", row["status"])).finished:
             finished.append(end.task_id)
@@ -430,6 +429,7 @@ async def recover(conn: AsyncConnection, rules: Rules, now: datetime, limit: int
                     f"Interrupted: node {run['node']} stopped while the run was in progress "
                     "(its lease expired)."
                 ),
+                attempt=run["attempt"],
             )
             for run in orphans
         ),

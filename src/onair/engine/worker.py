@@ -245,7 +245,16 @@ class Worker:
             outcome, error = Outcome.FAILED, transitions.failure(claimed.operation, message)
         finished = self.clock.now()
         self._ended.append(
-            Ended(claimed.run_id, claimed.task_id, outcome, started, finished, result, error)
+            Ended(
+                claimed.run_id,
+                claimed.task_id,
+                outcome,
+                started,
+                finished,
+                result,
+                error,
+                claimed.attempt,
+            )
         )
         self._ended_ready.set()
 

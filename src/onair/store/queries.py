@@ -22,15 +22,23 @@ class Duplicate(Exception):
 
 
 async def insert_task(
-    conn: AsyncConnection, values: Mapping[str, Any], dependencies: Sequence[Mapping[str, Any]]
+    conn: AsyncConnection,
+    values: Mapping[str, Any],
+    dependencies: Sequence[Mapping[str, Any]],
+    *,
+    may_exist: bool = False,
 ) -> None:
-    """Add one task and the edges to its dependencies.
+    """Add one task and the edges to its dependencies. With `may_exist` (a caller-chosen id),
+    the insert runs in a savepoint, so that a duplicate leaves the transaction usable.
 
     Raises:
-        Duplicate: a task with that id exists (the transaction stays usable).
+        Duplicate: a task with that id exists.
     """
     try:
-        async with conn.begin_nested():
+        if may_exist:
+            async with conn.begin_nested():
+                await conn.execute(insert(tasks), [dict(values)])
+        else:
             await conn.execute(insert(tasks), [dict(values)])
     except IntegrityError as error:
         raise Duplicate(values["id"]) from error
@@ -143,10 +151,6 @@ async def finish_run(conn: AsyncConnection, run_id: UUID, values: Mapping[str, A
     """Record how a run ended, unless it already has an outcome (a cancel got there first)."""
     query = update(runs).where(runs.c.id == run_id, runs.c.outcome.is_(None)).values(**values)
     return (await conn.execute(query)).rowcount == 1
-
-
-async def get_run(conn: AsyncConnection, run_id: UUID) -> RowMapping | None:
-    return (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
 
 
 async def unfinished_runs(conn: AsyncConnection, task_id: UUID) -> list[RowMapping]:
