@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/onair serve
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
