@@ -43,6 +43,7 @@ async def wait_status(
                 return dict(detail.json())
             await asyncio.sleep(0.02)
 
+
 LATE = 0.5
 """Seconds a run may start late in a test: a bound that holds on a loaded 2-core machine.
 The real precision (milliseconds) is measured by `make bench`, not asserted here."""

@@ -64,7 +64,7 @@ async def playing(path: Path, count: int = 1) -> None:
     """Return once `count` ffmpeg processes are playing `path`. The process table is the only
     witness that ffmpeg runs, and it sends no event, so this polls it under a deadline."""
     async with asyncio.timeout(5):
-        while sum(f"file:{path}" in process.cmdline() for process in ffmpegs()) < count:  # noqa: ASYNC110
+        while sum(f"file:{path}" in process.cmdline() for process in ffmpegs()) < count:
             await asyncio.sleep(0.02)
 
 
