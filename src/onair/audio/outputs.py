@@ -9,6 +9,7 @@ player adds the input side, real-time pacing and any duration limit in front of 
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
-class _Output(BaseModel):
+class _Output(BaseModel, ABC):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     initial_burst: float = Field(
@@ -32,12 +33,13 @@ class _Output(BaseModel):
         ),
     )
 
+    @abstractmethod
     def describe(self) -> str:
         """Where the audio goes, safe to log (no credentials)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def ffmpeg_args(self) -> list[str]:
-        raise NotImplementedError
+        """ffmpeg's output options and target for this sink."""
 
 
 class DeviceOutput(_Output):
