@@ -368,6 +368,10 @@ async def test_run_history_records_lateness(client: httpx.AsyncClient) -> None:
     run = page["runs"][0]
     assert run["outcome"] == "completed"
     assert run["attempt"] == 1
+    details = (await client.get(f"/tasks/{task_id}")).json()
+    assert details["due"] == run["due"]
+    assert details["lateness"] == run["lateness"]
+    assert details["last"] is not None
     # Generous for a loaded 2-core machine; `make bench` measures the real figures.
     assert 0 <= run["lateness"] < LATE
 

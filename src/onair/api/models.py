@@ -74,6 +74,10 @@ class GenericTask(BaseModel):
     last: NaiveUTC | None = Field(None, description="onair: when the latest run started.")
     outcome: str | None = Field(None, description="onair: how the latest run ended.")
     error: str | None = Field(None, description="onair: the latest error, if any.")
+    due: NaiveUTC | None = Field(None, description="onair: when the latest run was due.")
+    lateness: float | None = Field(
+        None, description="onair: seconds from the latest run's due instant to its start."
+    )
 
 
 class PendingTask(BaseModel):
@@ -145,7 +149,7 @@ class RunPage(BaseModel):
     offset: int
 
 
-def generic(task: Task) -> GenericTask:
+def generic(task: Task, latest: Run | None = None) -> GenericTask:
     return GenericTask(
         task=TaskModel.of(task),
         status=task.status,
@@ -154,6 +158,8 @@ def generic(task: Task) -> GenericTask:
         last=task.started_at,
         outcome=task.last_outcome,
         error=task.error,
+        due=latest.due_at if latest else None,
+        lateness=latest.lateness if latest else None,
     )
 
 

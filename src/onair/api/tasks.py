@@ -118,7 +118,8 @@ async def clean(request: CleanRequest, engine: EngineDep) -> CleaningResult:
 
 @router.get("/tasks/{id:anyuuid}", operation_id="TasksIdGet", tags=["tasks"])
 async def get_task(id: TaskId, engine: EngineDep) -> GenericTask:
-    return generic(await engine.get(id))
+    """The task, its status, its next due instant and its latest run (with its lateness)."""
+    return generic(*await engine.details(id))
 
 
 @router.delete("/tasks/{id:anyuuid}", operation_id="TasksIdCancel", tags=["tasks"])

@@ -186,6 +186,17 @@ class Engine:
             raise TaskNotFound(task_id)
         return Task.from_row(row)
 
+    async def details(self, task_id: UUID) -> tuple[Task, Run | None]:
+        """A task and its latest run (None before the first), read in one transaction.
+
+        Raises: TaskNotFound."""
+        async with self.store.begin() as conn:
+            row = await queries.get_task(conn, task_id)
+            if row is None:
+                raise TaskNotFound(task_id)
+            latest, _ = await queries.list_runs(conn, task_id, limit=1, offset=0, count=False)
+        return Task.from_row(row), Run.from_row(latest[0]) if latest else None
+
     async def index(self) -> dict[Status, list[UUID]]:
         """Every task id, by status."""
         async with self.store.begin() as conn:

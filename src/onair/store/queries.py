@@ -159,11 +159,14 @@ async def unfinished_runs(conn: AsyncConnection, task_id: UUID) -> list[RowMappi
 
 
 async def list_runs(
-    conn: AsyncConnection, task_id: UUID, *, limit: int, offset: int
+    conn: AsyncConnection, task_id: UUID, *, limit: int, offset: int, count: bool = True
 ) -> tuple[list[RowMapping], int]:
-    """A page of a task's runs, newest first, and how many it has."""
+    """A page of a task's runs, newest first, and how many it has (-1 unless `count`)."""
     where = runs.c.task_id == task_id
-    total = (await conn.execute(select(func.count()).select_from(runs).where(where))).scalar_one()
+    total = -1
+    if count:
+        query = select(func.count()).select_from(runs).where(where)
+        total = (await conn.execute(query)).scalar_one()
     page = select(runs).where(where).order_by(runs.c.due_at.desc()).limit(limit).offset(offset)
     return list((await conn.execute(page)).mappings()), total
 
