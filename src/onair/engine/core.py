@@ -87,7 +87,9 @@ class Engine:
         now = self.clock.now()
         values, edges = self._prepare(new, now)
         async with self.store.begin() as conn:
-            states = await queries.task_states(conn, new.dependencies.values())
+            # Locked: a dependency finishing meanwhile must see this task among its dependents
+            # (it waits for this transaction), or be seen finished by it.
+            states = await queries.task_states(conn, new.dependencies.values(), lock=True)
             for name, dependency in new.dependencies.items():
                 if dependency not in states:
                     raise UnknownDependency(name, dependency)

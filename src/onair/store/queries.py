@@ -63,12 +63,17 @@ async def get_tasks(conn: AsyncConnection, ids: Iterable[UUID]) -> list[RowMappi
     return list((await conn.execute(select(tasks).where(tasks.c.id.in_(ids)))).mappings())
 
 
-async def task_states(conn: AsyncConnection, ids: Iterable[UUID]) -> dict[UUID, tuple[str, Any]]:
-    """`{id: (status, result)}` for those of `ids` that exist."""
-    ids = list(ids)
+async def task_states(
+    conn: AsyncConnection, ids: Iterable[UUID], *, lock: bool = False
+) -> dict[UUID, tuple[str, Any]]:
+    """`{id: (status, result)}` for those of `ids` that exist; `lock` holds their rows (in id
+    order) until the transaction ends, so that their status cannot change meanwhile."""
+    ids = sorted(set(ids))
     if not ids:
         return {}
     query = select(tasks.c.id, tasks.c.status, tasks.c.result).where(tasks.c.id.in_(ids))
+    if lock:
+        query = query.order_by(tasks.c.id).with_for_update()
     return {row.id: (row.status, row.result) for row in await conn.execute(query)}
 
 
