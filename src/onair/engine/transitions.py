@@ -279,28 +279,40 @@ async def end_runs(
 
     Locks are taken task first, then run, in task id order: the order `cancel` and `claim`
     use too, so that concurrent transactions on PostgreSQL never deadlock."""
-    finished: list[UUID] = []
-    for end in sorted(ended, key=lambda e: e.task_id):
-        row = await queries.get_task(conn, end.task_id, lock=True)
-        recorded = await queries.finish_run(
-            conn,
-            end.run_id,
+    ends = sorted(ended, key=lambda e: e.task_id)
+    if not ends:
+        return
+    rows = {
+        row["id"]: dict(row)
+        for row in await queries.get_tasks(conn, (e.task_id for e in ends), lock=True)
+    }
+    # Ends that a cancel or a recovery recorded first are theirs: that path moved the task on.
+    still_open = await queries.unfinished(conn, (e.run_id for e in ends))
+    ends = [e for e in ends if e.run_id in still_open]
+    await queries.finish_runs(
+        conn,
+        [
             {
-                "started_at": end.started,
-                "finished_at": end.finished,
-                "outcome": end.outcome.value,
-                "result": end.result,
-                "error": end.error,
-            },
-        )
-        if not recorded:
-            continue  # cancelled or recovered meanwhile; that path already moved the task on
+                "run_id": e.run_id,
+                "started_at": e.started,
+                "finished_at": e.finished,
+                "outcome": e.outcome.value,
+                "result": e.result,
+                "error": e.error,
+            }
+            for e in ends
+        ],
+    )
+    changes: dict[UUID, dict[str, Any]] = {}
+    for end in ends:
+        row = rows.get(end.task_id)
         if row is None or row["status"] not in ACTIVE:
             continue
         values = _after_run(rules, row, end, end.attempt, now)
-        await queries.update_task(conn, end.task_id, values)
-        if Status(values.get("status", row["status"])).finished:
-            finished.append(end.task_id)
+        row.update(values)  # a later end of the same task in this batch builds on this one
+        changes.setdefault(end.task_id, {}).update(values)
+    await queries.update_tasks(conn, changes)
+    finished = [task_id for task_id in changes if Status(rows[task_id]["status"]).finished]
     await settle_dependents(conn, finished, now)
 
 

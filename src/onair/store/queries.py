@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import RowMapping, and_, delete, exists, func, insert, select, update
+from sqlalchemy import RowMapping, and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,11 +56,31 @@ async def get_task(
     return (await conn.execute(query)).mappings().first()
 
 
-async def get_tasks(conn: AsyncConnection, ids: Iterable[UUID]) -> list[RowMapping]:
-    ids = list(ids)
+async def get_tasks(
+    conn: AsyncConnection, ids: Iterable[UUID], *, lock: bool = False
+) -> list[RowMapping]:
+    """Tasks by id, in id order; `lock` holds their rows until the transaction ends."""
+    ids = sorted(set(ids))
     if not ids:
         return []
-    return list((await conn.execute(select(tasks).where(tasks.c.id.in_(ids)))).mappings())
+    query = select(tasks).where(tasks.c.id.in_(ids)).order_by(tasks.c.id)
+    if lock:
+        query = query.with_for_update()
+    return list((await conn.execute(query)).mappings())
+
+
+async def update_tasks(conn: AsyncConnection, changes: Mapping[UUID, Mapping[str, Any]]) -> None:
+    """Change many tasks, one statement per set of changed columns (executemany)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for task_id, values in changes.items():
+        groups.setdefault(tuple(sorted(values)), []).append({"_id": task_id, **values})
+    for columns, params in groups.items():
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == bindparam("_id"))
+            .values({column: bindparam(column) for column in columns})
+        )
+        await conn.execute(statement, params)
 
 
 async def task_states(
@@ -150,6 +170,29 @@ async def update_task(
 async def insert_runs(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         await conn.execute(insert(runs), [dict(r) for r in rows])
+
+
+async def unfinished(conn: AsyncConnection, run_ids: Iterable[UUID]) -> set[UUID]:
+    """Those of `run_ids` that have no outcome yet."""
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    query = select(runs.c.id).where(runs.c.id.in_(ids), runs.c.outcome.is_(None))
+    return set((await conn.execute(query)).scalars())
+
+
+async def finish_runs(conn: AsyncConnection, ends: Sequence[Mapping[str, Any]]) -> None:
+    """Record how many runs ended, in one executemany; each mapping has `run_id` and the
+    columns `started_at`, `finished_at`, `outcome`, `result`, `error`."""
+    if not ends:
+        return
+    columns = ("started_at", "finished_at", "outcome", "result", "error")
+    statement = (
+        update(runs)
+        .where(runs.c.id == bindparam("run_id"), runs.c.outcome.is_(None))
+        .values({column: bindparam(column) for column in columns})
+    )
+    await conn.execute(statement, [dict(end) for end in ends])
 
 
 async def finish_run(conn: AsyncConnection, run_id: UUID, values: Mapping[str, Any]) -> bool:
