@@ -16,11 +16,11 @@ def _diff(connection: Connection) -> list[object]:
 
 
 async def test_upgrade_head_leaves_no_autogenerate_diff(store: Store) -> None:
-    async with store.engine.connect() as connection:
+    async with store.connect() as connection:
         assert await connection.run_sync(_diff) == []
 
 
 async def test_migrating_twice_is_harmless(store: Store) -> None:
     await store.migrate()
-    async with store.engine.connect() as connection:
+    async with store.connect() as connection:
         assert await connection.run_sync(_diff) == []

@@ -1,7 +1,8 @@
 """The connection to the database: engine, transactions, migrations and cross-node signals.
 
-SQLite (the embedded default) runs in WAL mode behind a single connection, which makes this
-process its only writer; PostgreSQL gets a pool, and signals other nodes with LISTEN/NOTIFY.
+SQLite (the embedded default) runs in WAL mode behind a single connection driven from the
+event loop's thread (`sqlite.py`), which makes this process its only writer; PostgreSQL gets a
+pool, and signals other nodes with LISTEN/NOTIFY.
 The few things that differ between the two live here, each in one method, so that
 `queries.py` never asks which database it talks to.
 """
@@ -23,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from onair.store import sqlite
+
 log = logging.getLogger("onair.store")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -31,7 +34,7 @@ CHANNEL = "onair"
 
 
 def async_url(url: str) -> str:
-    """`url` with the async driver onair uses (`sqlite+aiosqlite`, `postgresql+asyncpg`)."""
+    """`url` with the async dialect onair uses (`sqlite+aiosqlite`, `postgresql+asyncpg`)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgres":
@@ -48,15 +51,29 @@ class Store:
         self.dialect = make_url(self.url).get_backend_name()
         self.engine: AsyncEngine = self._create_engine(pool_size)
         self._listener: Any = None
+        self._checkpointer: sqlite.Checkpointer | None = None
+        self._connection: AsyncConnection | None = None
+        self._turn = asyncio.Lock()
 
     def _create_engine(self, pool_size: int) -> AsyncEngine:
         if self.dialect == "sqlite":
-            database = make_url(self.url).database
-            if database and database != ":memory:":
+            database = make_url(self.url).database or ":memory:"
+            on_disk = database != ":memory:"
+            if on_disk:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=60)
+            engine = create_async_engine(
+                self.url,
+                async_creator=sqlite.connector(database),
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=60,
+            )
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
+            if on_disk:
+                self._checkpointer = sqlite.Checkpointer(database)
+                checkpointer = self._checkpointer
+                event.listen(engine.sync_engine, "commit", lambda _: checkpointer.committed())
             return engine
         return create_async_engine(
             self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
@@ -70,18 +87,40 @@ class Store:
 
     async def close(self) -> None:
         await self.stop_listening()
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
         await self.engine.dispose()
+        if self._checkpointer is not None:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            await asyncio.to_thread(checkpointer.close)
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for the block, outside any transaction.
+
+        On SQLite it is always the same one, kept open and lent to one block at a time: this
+        process is the only writer anyway, and checking a connection out of a pool and back
+        costs more than most of onair's transactions."""
+        if self.dialect != "sqlite":
+            async with self.engine.connect() as connection:
+                yield connection
+            return
+        async with self._turn:
+            if self._connection is None or self._connection.invalidated:
+                self._connection = await self.engine.connect()
+            yield self._connection
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction, committed when the block ends without error."""
-        async with self.engine.begin() as connection:
+        async with self.connect() as connection, connection.begin():
             yield connection
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest revision. Safe when several nodes start at once:
         on PostgreSQL an advisory lock makes them take turns."""
-        async with self.engine.connect() as connection:
+        async with self.connect() as connection:
             await connection.run_sync(_upgrade)
             await connection.commit()
 
@@ -146,14 +185,16 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
-    # Transactions are begun by SQLAlchemy (below), not lazily by the driver at the first
-    # write, so that reads and savepoints belong to the transaction they appear in.
-    dbapi_connection.isolation_level = None
+    # Opened in autocommit mode (`sqlite.connector`): transactions are begun by SQLAlchemy
+    # (below), not lazily by the driver at the first write, so that reads and savepoints
+    # belong to the transaction they appear in.
     cursor = dbapi_connection.cursor()
     # WAL: readers never block the writer; NORMAL: a commit survives a crash of the process
     # (not of the OS), at a fraction of FULL's fsync cost.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints sync the database file: `sqlite.Checkpointer` runs them off the event loop.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()

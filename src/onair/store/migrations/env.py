@@ -26,7 +26,7 @@ async def _run_from_settings() -> None:
     from onair.config import Settings
     from onair.store.database import Store
 
-    async with Store(Settings().store.url) as store, store.engine.connect() as connection:
+    async with Store(Settings().store.url) as store, store.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
 
