@@ -198,31 +198,12 @@ async def wait_until(predicate: Callable[[], bool], within: float, step: float =
 async def bulk_fill(
     engine: Engine, count: int, due: datetime | str, batch: int = 5_000
 ) -> list[UUID]:
-    """Store `count` no-op tasks due at `due` in big transactions, bypassing `Engine.add`.
+    """Store `count` no-op tasks due at `due` with `Engine.add_many`, `batch` per transaction.
 
-    Used only where creation is not what is measured (backlogs, execution throughput), so a
-    100k or 1M backlog takes seconds instead of many minutes. The rows are built by the
-    engine's own `_prepare`, exactly as `add` would build them (a task without dependencies
-    is due at its first occurrence), then inserted with one executemany per batch.
-    """
-    from sqlalchemy import insert
-
-    from onair.store.schema import tasks
-
+    Used where creation is not what is measured (backlogs, execution throughput), so that a
+    100k or 1M backlog takes seconds instead of minutes."""
     ids: list[UUID] = []
-    done = 0
-    while done < count:
-        size = min(batch, count - done)
-        now = utcnow()
-        rows = []
-        for _ in range(size):
-            values, _edges = engine._prepare(new_task(due), now)
-            values["due_at"] = values["next_at"]
-            rows.append(values)
-            ids.append(values["id"])
-        async with engine.store.begin() as conn:
-            await conn.execute(insert(tasks), rows)
-        done += size
-    if engine.worker is not None:
-        engine.worker.due_changed(None)
+    for done in range(0, count, batch):
+        added = await engine.add_many([new_task(due) for _ in range(min(batch, count - done))])
+        ids += [task.id for task in added]
     return ids

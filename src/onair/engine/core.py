@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from onair.config import EngineSettings
-from onair.engine import transitions
+from onair.engine import intake, transitions
 from onair.engine.conditions import parse_condition, problems_of
 from onair.engine.events import Event, Events
 from onair.engine.models import FINISHED, NewTask, Record, Run, Status, Task
@@ -28,10 +28,8 @@ from onair.engine.worker import Worker
 from onair.errors import (
     InvalidParameters,
     Problem,
-    TaskExists,
     TaskFinished,
     TaskNotFound,
-    UnknownDependency,
 )
 from onair.store import queries
 from onair.store.database import Store
@@ -61,6 +59,7 @@ class Engine:
         self.node = self.settings.node or default_node_name()
         self.events = Events()
         self.worker: Worker | None = None
+        self._intake = intake.Intake(self._store)
 
     async def __aenter__(self) -> Engine:
         self.worker = Worker(
@@ -77,45 +76,52 @@ class Engine:
     # Adding ---------------------------------------------------------------------------------
 
     async def add(self, new: NewTask) -> Task:
-        """Validate and store a task; it runs when due.
+        """Validate and store a task; it runs when due. Tasks added at the same time by
+        several callers share a transaction (`intake.py`); each call answers once its own
+        task is committed.
 
         Raises:
             UnknownOperation, UnknownCondition, InvalidParameters: refused at the door.
             UnknownDependency: a dependency names no task.
             TaskExists: `new.id` is taken.
         """
+        row = await self._intake.submit(self._prepare(new, self.clock.now()))
+        return Task.from_row(row)
+
+    async def add_many(self, news: Sequence[NewTask]) -> list[Task]:
+        """Validate and store several tasks in one transaction: all of them or, when one is
+        refused, none. A task may depend on one before it in `news` (given its `id`).
+
+        Raises: as `add`, for the first task refused."""
         now = self.clock.now()
-        values, edges = self._prepare(new, now)
+        outcomes = await self._store([self._prepare(new, now) for new in news], atomic=True)
+        return [Task.from_row(row) for row in outcomes if not isinstance(row, Exception)]
+
+    async def _store(
+        self, batch: list[intake.Prepared], *, atomic: bool = False
+    ) -> list[intake.Outcome]:
+        """Insert `batch` in one transaction (`intake.insert`), then tell the worker, the
+        other nodes and the event subscribers."""
         async with self.store.begin() as conn:
-            # Locked: a dependency finishing meanwhile must see this task among its dependents
-            # (it waits for this transaction), or be seen finished by it.
-            states = await queries.task_states(conn, new.dependencies.values(), lock=True)
-            for name, dependency in new.dependencies.items():
-                if dependency not in states:
-                    raise UnknownDependency(name, dependency)
-            ids = list(new.dependencies.values())
-            error = transitions.unmet_dependency(ids, states)
-            if error is not None:
-                values |= {"status": Status.FAILED.value, "finished_at": now, "error": error}
-            elif all(states[i][0] == Status.COMPLETED.value for i in ids):
-                values["due_at"] = values["next_at"]
-            try:
-                await queries.insert_task(conn, values, edges, may_exist=new.id is not None)
-            except queries.Duplicate:
-                raise TaskExists(values["id"]) from None
-            if values["due_at"] is not None:
-                await self.store.notify(conn, f"due {values['due_at'].isoformat()}")
-            created = self._event("created", values, now)
-            await self.store.notify(conn, f"event {created.payload()}")
-        if self.worker is not None and values["due_at"] is not None:
-            self.worker.due_changed(values["due_at"])
-        self.events.publish(created)
-        return Task.from_row(values)
+            outcomes = await intake.insert(conn, batch, atomic=atomic)
+            rows = [row for row in outcomes if not isinstance(row, Exception)]
+            due = min((row["due_at"] for row in rows if row["due_at"] is not None), default=None)
+            created = [self._event("created", row, row["created_at"]) for row in rows]
+            await self.store.notify(
+                conn,
+                *([f"due {due.isoformat()}"] if due is not None else []),
+                *(f"event {event.payload()}" for event in created),
+            )
+        if self.worker is not None and due is not None:
+            self.worker.due_changed(due)
+        for event in created:
+            self.events.publish(event)
+        return outcomes
 
     def _event(self, kind: str, row: Record, now: datetime, error: str | None = None) -> Event:
         return Event(kind, row["id"], row["operation"], now, self.node, error=error)
 
-    def _prepare(self, new: NewTask, now: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _prepare(self, new: NewTask, now: datetime) -> intake.Prepared:
         """The row of a new task and its dependency edges, once everything is validated."""
         self.registry.parameters(
             new.operation.type, new.operation.parameters, "operation.parameters"
@@ -170,7 +176,7 @@ class Engine:
             {"task_id": task_id, "name": name, "dependency_id": dependency}
             for name, dependency in new.dependencies.items()
         ]
-        return values, edges
+        return intake.Prepared(values, edges, dict(new.dependencies), new.id is not None)
 
     def _policy(self, operation: str, overrides: Mapping[str, Any] | None) -> Policy:
         try:

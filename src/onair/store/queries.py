@@ -17,6 +17,9 @@ from onair.store.schema import nodes, runs, task_dependencies, tasks
 FINISHED = ("cancelled", "failed", "completed")
 
 
+INSERT_TASK = insert(tasks)
+
+
 class Duplicate(Exception):
     """A row with that key already exists."""
 
@@ -37,11 +40,24 @@ async def insert_task(
     try:
         if may_exist:
             async with conn.begin_nested():
-                await conn.execute(insert(tasks), [dict(values)])
+                await conn.execute(INSERT_TASK, dict(values))
         else:
-            await conn.execute(insert(tasks), [dict(values)])
+            await conn.execute(INSERT_TASK, dict(values))
     except IntegrityError as error:
         raise Duplicate(values["id"]) from error
+    if dependencies:
+        await conn.execute(insert(task_dependencies), [dict(d) for d in dependencies])
+
+
+async def insert_tasks(
+    conn: AsyncConnection,
+    rows: Sequence[Mapping[str, Any]],
+    dependencies: Sequence[Mapping[str, Any]],
+) -> None:
+    """Add tasks whose ids are new (generated), and edges to their dependencies, which must
+    exist by then: one executemany each."""
+    if rows:
+        await conn.execute(INSERT_TASK, [dict(r) for r in rows])
     if dependencies:
         await conn.execute(insert(task_dependencies), [dict(d) for d in dependencies])
 
