@@ -111,8 +111,9 @@ async def claim(
     results = await _dependency_results(conn, rows)
     claimed: list[Claimed] = []
     new_runs: list[dict[str, Any]] = []
+    changes: dict[UUID, dict[str, Any]] = {}
     for row in rows:
-        run, replaced = await _claim_one(conn, rules, row, node, now, missed)
+        run, replaced = await _claim_one(conn, rules, row, node, now, missed, changes)
         stopped.extend(replaced)
         if run is None:
             continue
@@ -130,6 +131,7 @@ async def claim(
                 owner=row["owner"],
             )
         )
+    await queries.update_tasks(conn, changes)
     await queries.insert_runs(conn, new_runs)
     return claimed
 
@@ -141,12 +143,15 @@ async def _claim_one(
     node: str,
     now: datetime,
     missed: list[Event],
+    changes: dict[UUID, dict[str, Any]],
 ) -> tuple[dict[str, Any] | None, list[UUID]]:
     """The run to start for `row` (None when its occurrence is missed instead), and the runs
-    it replaces under the `replace` overlap policy."""
+    it replaces under the `replace` overlap policy. The task's new values go into `changes`,
+    for the caller to write with the others'."""
     policy = rules.policy(row)
     if row["attempt"] > 1:  # a retry: due at its backoff instant, not at an occurrence
-        return await _start(conn, row, node, now, row["due_at"], row["next_at"], 0, []), []
+        run, changes[row["id"]] = _start(row, node, now, row["due_at"], row["next_at"], 0, [])
+        return run, []
     condition = rules.condition(row)
     limit = condition.limit
     remaining = None if limit is None else max(limit - row["occurrences"], 1)
@@ -165,8 +170,8 @@ async def _claim_one(
     elif decision.run:
         if row["active"] > 0 and policy.overlap == "replace":
             replaced = await _replace_runs(conn, row["id"], now, decision.due)
-        run = await _start(
-            conn, row, node, now, decision.due, decision.next_at, occurrences, replaced
+        run, changes[row["id"]] = _start(
+            row, node, now, decision.due, decision.next_at, occurrences, replaced
         )
         return run, replaced
     values: dict[str, Any] = {
@@ -179,15 +184,14 @@ async def _claim_one(
     }
     if decision.next_at is None and row["active"] == 0:
         values |= {"status": rules.final_status(row, Outcome.MISSED).value, "finished_at": now}
-        await queries.update_task(conn, row["id"], values)
+        await queries.update_task(conn, row["id"], values)  # now: its dependents read it
         await settle_dependents(conn, [row["id"]], now)
     else:
-        await queries.update_task(conn, row["id"], values)
+        changes[row["id"]] = values
     return None, []
 
 
-async def _start(
-    conn: AsyncConnection,
+def _start(
     row: RowMapping,
     node: str,
     now: datetime,
@@ -195,8 +199,8 @@ async def _start(
     next_at: datetime | None,
     occurrences: int,
     replaced: Sequence[UUID],
-) -> dict[str, Any]:
-    """Record a run of `row` due at `due` and move the task to `running`."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run of `row` due at `due`, and the task's values once it is `running`."""
     run = {
         "id": uuid.uuid4(),
         "task_id": row["id"],
@@ -205,22 +209,18 @@ async def _start(
         "due_at": due,
         "started_at": max(due, now),
     }
-    await queries.update_task(
-        conn,
-        row["id"],
-        {
-            "status": Status.RUNNING.value,
-            "active": row["active"] - len(replaced) + 1,
-            "runs": row["runs"] + 1,
-            "occurrences": occurrences or row["occurrences"],
-            "attempt": run["attempt"],
-            "next_at": next_at,
-            "due_at": next_at,
-            "started_at": run["started_at"],
-            "updated_at": now,
-        },
-    )
-    return run
+    task = {
+        "status": Status.RUNNING.value,
+        "active": row["active"] - len(replaced) + 1,
+        "runs": row["runs"] + 1,
+        "occurrences": occurrences or row["occurrences"],
+        "attempt": run["attempt"],
+        "next_at": next_at,
+        "due_at": next_at,
+        "started_at": run["started_at"],
+        "updated_at": now,
+    }
+    return run, task
 
 
 async def _replace_runs(

@@ -218,8 +218,8 @@ class Worker:
         result = None
         error: str | None = None
         try:
-            await sleep_until(self.clock, claimed.due)
-            started = self.clock.now()
+            # Everything that can be done before the due instant is, so that the operation
+            # starts as soon as the sleep ends; its start is announced right after.
             operation = self.registry.get(claimed.operation)
             parameters = self.registry.parameters(
                 claimed.operation, claimed.parameters, "operation.parameters"
@@ -232,7 +232,10 @@ class Worker:
                 owner=claimed.owner,
                 clock=self.clock,
             )
-            self._announce(self._event(claimed, "started", started, started))
+            await sleep_until(self.clock, claimed.due)
+            started = self.clock.now()
+            event = self._event(claimed, "started", started, started)
+            asyncio.get_running_loop().call_soon(self._announce, event)
             result = await operation.run(parameters, claimed.dependencies, context)
             outcome = Outcome.COMPLETED
         except asyncio.CancelledError:
