@@ -81,10 +81,77 @@ def next_tick(reference: datetime, interval: timedelta, now: datetime) -> dateti
     return reference + k * interval
 
 
+SLACK = 1 / 500
+"""The share of a sleep that is not trusted: Linux lets `epoll_wait` return up to 0.1% of its
+timeout late (up to 100 ms; `select_estimate_accuracy`), which is 3 ms on a 3 s sleep."""
+EXACT = 0.01
+"""Seconds below which a sleep is slept in full: its slack is then 10 microseconds at most."""
+
+
+def trusted(delay: float) -> float:
+    """How much of a `delay` in seconds to sleep in one go to wake before its end, never
+    after: all of a short one, 99.8% of a long one (the rest is slept again)."""
+    return delay if delay <= EXACT else delay - delay * SLACK
+
+
 async def sleep_until(clock: Clock, instant: datetime) -> None:
-    """Return at `instant` by `clock`, never before: asyncio may wake up to a clock tick early,
-    so the remainder is slept again."""
+    """Return at `instant` by `clock`, never before and as close after as the event loop
+    allows: a long sleep ends a little early (`trusted`), asyncio may wake up a clock tick
+    early, and either way the remainder is slept again."""
     delay = (instant - clock.now()).total_seconds()
     while delay > 0:
-        await asyncio.sleep(delay)
+        await asyncio.sleep(trusted(delay))
         delay = (instant - clock.now()).total_seconds()
+
+
+class Alarms:
+    """Waits for instants, one timer per distinct instant however many wait for it.
+
+    When a thousand runs are due at the same instant, a timer each means a thousand wake-ups
+    of the event loop's timer queue, one after another, before the last can start; one timer
+    that releases them all starts them in one pass. Each waiter has its own future, so that
+    cancelling one leaves the others waiting."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._waiters: dict[datetime, list[asyncio.Future[None]]] = {}
+        self._timers: set[asyncio.Task[None]] = set()
+
+    async def wait(self, instant: datetime) -> None:
+        """Return at `instant` (as `sleep_until`)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.get(instant)
+        if waiters is None:
+            waiters = self._waiters[instant] = []
+            timer = asyncio.create_task(self._ring(instant), name=f"onair-alarm-{instant}")
+            self._timers.add(timer)
+            timer.add_done_callback(self._timers.discard)
+        waiters.append(future)
+        await future
+
+    async def _ring(self, instant: datetime) -> None:
+        try:
+            await sleep_until(self.clock, instant)
+        except asyncio.CancelledError:
+            for future in self._waiters.pop(instant, []):
+                future.cancel()
+            raise
+        for future in self._waiters.pop(instant, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def clear_of(self, span: float, patience: float = 0.1) -> None:
+        """Return once no instant is due within `span` seconds, waiting past those that are
+        (but no longer than `patience` seconds in all). Work that holds the event loop for
+        about `span`, such as a SQLite transaction, then does not delay them."""
+        deadline = self.clock.now() + timedelta(seconds=patience)
+        while self._waiters:
+            upcoming = min(self._waiters)
+            if upcoming - self.clock.now() > timedelta(seconds=span) or upcoming > deadline:
+                return
+            await self.wait(upcoming)  # released after the waiters before it
+
+    def close(self) -> None:
+        """Stop the timers; whoever still waits on them is cancelled."""
+        for timer in list(self._timers):
+            timer.cancel()

@@ -155,11 +155,28 @@ async def earliest_due(conn: AsyncConnection) -> datetime | None:
     return earliest
 
 
+async def count_due(conn: AsyncConnection, horizon: datetime, cap: int) -> int:
+    """How many tasks are due by `horizon`, counted up to `cap` (from the `due_at` index)."""
+    due = select(tasks.c.due_at).where(tasks.c.due_at <= horizon).limit(cap).subquery()
+    return int((await conn.execute(select(func.count()).select_from(due))).scalar_one())
+
+
+CLAIMED = [
+    tasks.c[name]
+    for name in (
+        "id", "operation", "operation_parameters", "condition", "condition_parameters",
+        "dependencies", "owner", "policy", "created_at", "next_at", "due_at", "occurrences",
+        "runs", "active", "attempt",
+    )
+]  # fmt: skip
+"""The columns a claim reads: what decides and starts the next run, not the last outcome."""
+
+
 async def claim_due(conn: AsyncConnection, horizon: datetime, limit: int) -> list[RowMapping]:
-    """Lock up to `limit` tasks due by `horizon`, earliest first, skipping rows another node
-    holds (PostgreSQL; SQLite has a single writer)."""
+    """Lock up to `limit` tasks due by `horizon` (the `CLAIMED` columns), earliest first,
+    skipping rows another node holds (PostgreSQL; SQLite has a single writer)."""
     query = (
-        select(tasks)
+        select(*CLAIMED)
         .where(tasks.c.due_at <= horizon)
         .order_by(tasks.c.due_at)
         .limit(limit)

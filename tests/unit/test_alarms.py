@@ -1,0 +1,80 @@
+"""Waiting for instants: sleeps that never end late by the kernel's slack, and one timer per
+instant however many runs wait for it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from onair.timeutil import SLACK, Alarms, SystemClock, sleep_until, trusted
+
+
+def test_short_sleeps_are_trusted_whole_and_long_ones_end_early_by_the_slack() -> None:
+    assert trusted(0.004) == 0.004
+    assert trusted(3.0) == pytest.approx(3.0 - 3.0 * SLACK)
+    # Linux may add 0.1% to a sleep: what is trusted of a long one still ends before it.
+    for delay in (0.02, 1.0, 30.0, 3600.0):
+        assert trusted(delay) * 1.001 < delay
+
+
+async def test_sleep_until_never_returns_before_the_instant() -> None:
+    clock = SystemClock()
+    for offset in (0.0, 0.003, 0.03, 0.3):
+        instant = clock.now() + timedelta(seconds=offset)
+        await sleep_until(clock, instant)
+        assert clock.now() >= instant
+
+
+async def test_waiters_on_one_instant_share_a_timer_and_wake_together() -> None:
+    alarms = Alarms(SystemClock())
+    instant = datetime.now(UTC) + timedelta(seconds=0.2)
+    woken: list[datetime] = []
+
+    async def waiter() -> None:
+        await alarms.wait(instant)
+        woken.append(datetime.now(UTC))
+
+    waiters = [asyncio.create_task(waiter()) for _ in range(50)]
+    await asyncio.sleep(0.05)
+    assert len(alarms._timers) == 1  # one timer for the 50 of them
+    await asyncio.gather(*waiters)
+    assert min(woken) >= instant
+    assert max(woken) - instant < timedelta(seconds=0.1)
+    assert not alarms._timers
+
+
+async def test_a_cancelled_waiter_leaves_the_others_waiting() -> None:
+    alarms = Alarms(SystemClock())
+    instant = datetime.now(UTC) + timedelta(seconds=0.2)
+    first = asyncio.create_task(alarms.wait(instant))
+    second = asyncio.create_task(alarms.wait(instant))
+    await asyncio.sleep(0.02)
+    first.cancel()
+    await second
+    assert datetime.now(UTC) >= instant
+    assert first.cancelled()
+
+
+async def test_close_cancels_whoever_still_waits() -> None:
+    alarms = Alarms(SystemClock())
+    waiter = asyncio.create_task(alarms.wait(datetime.now(UTC) + timedelta(hours=1)))
+    await asyncio.sleep(0.02)
+    alarms.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+
+async def test_clear_of_waits_past_an_instant_due_within_the_span_only() -> None:
+    clock = SystemClock()
+    alarms = Alarms(clock)
+    soon = clock.now() + timedelta(seconds=0.1)
+    waiter = asyncio.create_task(alarms.wait(soon))
+    await asyncio.sleep(0)
+    began = clock.now()
+    await alarms.clear_of(0.01)  # 0.1 s away: clear of a 10 ms span already
+    assert clock.now() - began < timedelta(seconds=0.05)
+    await alarms.clear_of(0.5)  # within a 0.5 s span: waits past it, and the waiter first
+    assert clock.now() >= soon
+    assert waiter.done()
