@@ -57,8 +57,9 @@ class EngineSettings(BaseModel):
     lookahead: timedelta = Field(
         timedelta(milliseconds=50),
         description=(
-            "How early due runs are claimed; each then starts at its exact due instant. "
-            "Covers the claim's own commit time."
+            "How early due runs are claimed, at least; each then starts at its exact due "
+            "instant. Covers the claim's own commit time; a burst of runs due together is "
+            "claimed earlier by the time claiming them takes."
         ),
     )
     max_running: int = Field(
