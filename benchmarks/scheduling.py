@@ -3,6 +3,7 @@ APScheduler 3 for comparison. Creation only: every task is due far in the future
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,6 +24,10 @@ from benchmarks.common import (
 from benchmarks.http import http_throughput
 
 SCENARIO = "1 schedule {size}"
+CALLERS = 64
+"""Concurrent callers in the `onair add x64` measurement."""
+BATCH = 1_000
+"""Tasks per `add_many` call in the `onair add_many` measurement."""
 SHORT = 20.0
 """A measurement shorter than this (seconds) is repeated to three and its median quoted."""
 
@@ -37,6 +42,34 @@ async def onair_rate(count: int, prefill: int = 0) -> float:
             started = time.perf_counter()
             for _ in range(count):
                 await engine.add(new_task(FAR_FUTURE))
+            return count / (time.perf_counter() - started)
+
+
+async def onair_concurrent_rate(count: int, callers: int = CALLERS) -> float:
+    """Tasks/s of `count` `Engine.add` calls made by `callers` concurrent callers (one call
+    per task each; the engine shares transactions between calls that overlap)."""
+    with temp_dir() as directory:
+        async with onair_engine(sqlite_url(directory)) as engine:
+            share = count // callers
+
+            async def caller() -> None:
+                for _ in range(share):
+                    await engine.add(new_task(FAR_FUTURE))
+
+            started = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(callers)))
+            return share * callers / (time.perf_counter() - started)
+
+
+async def onair_batch_rate(count: int, batch: int = BATCH) -> float:
+    """Tasks/s of `count` tasks added by `Engine.add_many`, `batch` per call."""
+    with temp_dir() as directory:
+        async with onair_engine(sqlite_url(directory)) as engine:
+            started = time.perf_counter()
+            for done in range(0, count, batch):
+                await engine.add_many(
+                    [new_task(FAR_FUTURE) for _ in range(min(batch, count - done))]
+                )
             return count / (time.perf_counter() - started)
 
 
@@ -88,6 +121,13 @@ async def _size(
     else:
         rate, note = await _onair_large(size, small)
     rows.append(Row(scenario, "onair", "tasks/s", rate, "/s", note))
+    for system, measure_onair in (
+        (f"onair add x{CALLERS} callers", lambda: onair_concurrent_rate(size)),
+        (f"onair add_many x{BATCH:,}", lambda: onair_batch_rate(size)),
+    ):
+        log(f"scenario {scenario}: {system}")
+        rate, note = await median_rate(measure_onair, system, options.quick)
+        rows.append(Row(scenario, system, "tasks/s", rate, "/s", note))
     for kind in (peers.MEMORY, peers.SQLITE):
         if kind == peers.SQLITE and size != small:
             # One commit (and fsync) per job: the small size's figure stands for this one.

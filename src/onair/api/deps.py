@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from onair.engine.core import Engine
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 

@@ -125,7 +125,7 @@ class Owners:
         return owner
 
 
-def _log(request: Request) -> EventLog:
+async def _log(request: Request) -> EventLog:
     state = request.app.state
     parent = getattr(state, "parent", None)  # the user API reads its parent's state
     log: EventLog = (parent.state if parent is not None else state).event_log

@@ -29,7 +29,7 @@ Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-def _library(request: Request) -> Library:
+async def _library(request: Request) -> Library:
     library: Library = request.app.state.parent.state.services.library
     return library
 

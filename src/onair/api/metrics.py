@@ -165,7 +165,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

@@ -41,7 +41,7 @@ class SynchronizerState(BaseModel):
     next: datetime | None = Field(description="The next cycle (naive UTC), while enabled.")
 
 
-def _synchronizer(request: Request) -> Synchronizer:
+async def _synchronizer(request: Request) -> Synchronizer:
     synchronizer: Synchronizer = request.app.state.services.synchronizer
     return synchronizer
 

@@ -80,12 +80,12 @@ async def _admin(principal: CurrentUser) -> Principal:
 AdminUser = Annotated[Principal, Depends(_admin)]
 
 
-def _scheduler(request: Request) -> SchedulerService:
+async def _scheduler(request: Request) -> SchedulerService:
     node = _node(request)
     return SchedulerService(node.engine, node.services.play_checks)
 
 
-def _accounts(request: Request) -> Accounts:
+async def _accounts(request: Request) -> Accounts:
     accounts: Accounts = _node(request).services.accounts
     return accounts
 

@@ -137,7 +137,7 @@ class Worker:
         what it sleeps for."""
         if instant is None or self._target is None or instant < self._target:
             self._wake.set()
-        elif instant <= self._target + self.settings.lookahead:
+        elif instant <= self._target + self.settings.lookahead and self._planning(instant):
             # One more run in the burst the loop sleeps for: once they add up to a few
             # milliseconds of claiming, wake it to lengthen its lead.
             self._unplanned += self._claim_cost * LEAD_MARGIN
@@ -236,10 +236,20 @@ class Worker:
         self._target = earliest
         if capacity <= len(claimed) or earliest is None:
             return settings.safety_poll.total_seconds()
-        wait = (earliest - self._lead - self.clock.now()).total_seconds()
+        now = self.clock.now()
+        wait = (earliest - self._lead - now).total_seconds()
+        if not self._planning(earliest, now):
+            # Far off: wake once it comes within planning range, to size the lead then.
+            wait = (earliest - self.settings.lookahead - MAX_LEAD - now).total_seconds()
         if wait <= 0 and not claimed:
             wait = 0.005  # another node holds those rows; let it commit
         return min(max(wait, 0.0), settings.safety_poll.total_seconds())
+
+    def _planning(self, instant: datetime, now: datetime | None = None) -> bool:
+        """Whether `instant` is near enough for the size of its burst to matter now: within
+        the longest lead there can be."""
+        now = now or self.clock.now()
+        return instant - now <= self.settings.lookahead + MAX_LEAD
 
     async def _lead_for(self, conn: AsyncConnection, earliest: datetime) -> timedelta:
         """How long before `earliest` to claim: the lookahead, plus the time claiming takes

@@ -201,7 +201,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # Straight to the driver: through `exec_driver_sql`, SQLAlchemy's statement machinery
+    # would cost more than the BEGIN itself, in every transaction.
+    cursor = connection.connection.cursor()
+    cursor.execute("BEGIN")
+    cursor.close()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -39,7 +39,7 @@ def _protected(request: Request) -> bool:
     return bool(request.app.state.services.settings.auth.protect_tasks_api)
 
 
-def viewer(request: Request) -> Viewer:
+async def viewer(request: Request) -> Viewer:
     """Who reads: a token is honoured when given (user: own tasks, admin: all); without one,
     everything while the Tasks API is open, and 401 once it is protected."""
     protected = _protected(request)
