@@ -5,6 +5,7 @@ random source, cancellation that leaves no ffmpeg behind, and credits spent and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -89,8 +90,12 @@ async def balance(client: httpx.AsyncClient, user: str) -> tuple[int, list[dict[
 
 def ffmpeg_children(server: Server) -> list[psutil.Process]:
     assert server.process is not None
-    children = psutil.Process(server.process.pid).children(recursive=True)
-    return [p for p in children if "ffmpeg" in p.name()]
+    found = []
+    for child in psutil.Process(server.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # it may exit while we look
+            if "ffmpeg" in child.name():
+                found.append(child)
+    return found
 
 
 async def test_play_sound_plays_the_whole_sound_and_spends_a_credit(
