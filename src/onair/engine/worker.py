@@ -80,9 +80,10 @@ class Worker:
         self._claim_cost = INITIAL_CLAIM_COST
         self._unplanned = 0.0
         self._alarms = Alarms(clock)
-        # Recent durations of a claim and of recording a batch of ends, in seconds: how long
-        # each holds the event loop on SQLite, so that they are done between starts.
-        self._claim_time = 0.0
+        # Recent durations of a turn of the claim loop and of recording a batch of ends, in
+        # seconds: how long each holds the event loop on SQLite, so that they are done
+        # between starts.
+        self._turn_time = 0.0
         self._record_time = 0.0
         self._active: dict[UUID, _Active] = {}
         self._ended: list[Ended] = []
@@ -188,51 +189,46 @@ class Worker:
                     await asyncio.wait_for(self._wake.wait(), trusted(timeout))
 
     async def _turn(self) -> float:
-        """Claim what is due, start it, and say how long to sleep before the next look."""
+        """Claim what is due, start it, and say how long to sleep before the next look: one
+        transaction, done between the starts of runs already claimed."""
         settings = self.settings
         capacity = settings.max_running - len(self._active)
-        now = self.clock.now()
+        limit = min(settings.claim_batch, capacity)
         claimed: list[Claimed] = []
-        if capacity > 0:
-            limit = min(settings.claim_batch, capacity)
-            stopped: list[UUID] = []
-            missed: list[Event] = []
-            await self._alarms.clear_of(self._claim_time)
-            now = self.clock.now()
-            began = time.perf_counter()
-            async with self.store.begin() as conn:
+        stopped: list[UUID] = []
+        missed: list[Event] = []
+        earliest: datetime | None = None
+        await self._alarms.clear_of(self._turn_time)
+        now = self.clock.now()
+        began = time.perf_counter()
+        async with self.store.begin() as conn:
+            if capacity > 0:
                 claimed = await transitions.claim(
-                    conn,
-                    self.rules,
-                    self.node,
-                    now,
-                    now + self._lead,
-                    limit,
-                    stopped,
-                    missed,
+                    conn, self.rules, self.node, now, now + self._lead, limit, stopped, missed
                 )
                 await self.store.notify(
                     conn,
                     *(f"stop {run_id}" for run_id in stopped),
                     *(f"event {event.payload()}" for event in missed),
                 )
-            elapsed = time.perf_counter() - began
-            self.events.timing("claim", elapsed)
-            self._claim_time = 0.7 * self._claim_time + 0.3 * elapsed
-            if len(claimed) >= 20:  # enough to tell the cost per run from the fixed cost
-                self._claim_cost = 0.7 * self._claim_cost + 0.3 * elapsed / len(claimed)
-            for event in missed:
-                self.events.publish(event)
-            for run_id in stopped:
-                self.stop_run(run_id, "Replaced by a later run.")
-            for item in claimed:
-                self._start(item)
-            if len(claimed) == limit:
-                return 0.0  # there may be more due right now
-        async with self.store.begin() as conn:
-            earliest = await queries.earliest_due(conn)
-            if earliest is not None:
-                self._lead = await self._lead_for(conn, earliest)
+            more = capacity > 0 and len(claimed) == limit  # there may be more due right now
+            if not more:
+                earliest = await queries.earliest_due(conn)
+                if earliest is not None and self._planning(earliest, now):
+                    self._lead = await self._lead_for(conn, earliest)
+        elapsed = time.perf_counter() - began
+        self.events.timing("claim", elapsed)
+        self._turn_time = 0.7 * self._turn_time + 0.3 * elapsed
+        if len(claimed) >= 20:  # enough to tell the cost per run from the fixed cost
+            self._claim_cost = 0.7 * self._claim_cost + 0.3 * elapsed / len(claimed)
+        for event in missed:
+            self.events.publish(event)
+        for run_id in stopped:
+            self.stop_run(run_id, "Replaced by a later run.")
+        for item in claimed:
+            self._start(item)
+        if more:
+            return 0.0
         self._target = earliest
         if capacity <= len(claimed) or earliest is None:
             return settings.safety_poll.total_seconds()

@@ -149,40 +149,62 @@ async def list_tasks(
     return list((await conn.execute(page)).mappings()), total
 
 
+# The statements of the claim loop, built once: it runs them every turn, and building a
+# statement costs SQLAlchemy more than SQLite takes to run these.
+EARLIEST_DUE = select(func.min(tasks.c.due_at))
+COUNT_DUE = select(func.count()).select_from(
+    select(tasks.c.due_at)
+    .where(tasks.c.due_at <= bindparam("horizon"))
+    .limit(bindparam("cap"))
+    .subquery()
+)
+CLAIM_DUE = (
+    select(
+        *(
+            tasks.c[name]
+            for name in (
+                "id",
+                "operation",
+                "operation_parameters",
+                "condition",
+                "condition_parameters",
+                "dependencies",
+                "owner",
+                "policy",
+                "created_at",
+                "next_at",
+                "due_at",
+                "occurrences",
+                "runs",
+                "active",
+                "attempt",
+            )
+        )
+    )  # fmt: skip
+    .where(tasks.c.due_at <= bindparam("horizon"))
+    .order_by(tasks.c.due_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+"""What a claim reads of a task: what decides and starts its next run, not its last outcome."""
+
+
 async def earliest_due(conn: AsyncConnection) -> datetime | None:
     """The earliest instant at which any task must be acted on."""
-    earliest: datetime | None = (await conn.execute(select(func.min(tasks.c.due_at)))).scalar_one()
+    earliest: datetime | None = (await conn.execute(EARLIEST_DUE)).scalar_one()
     return earliest
 
 
 async def count_due(conn: AsyncConnection, horizon: datetime, cap: int) -> int:
     """How many tasks are due by `horizon`, counted up to `cap` (from the `due_at` index)."""
-    due = select(tasks.c.due_at).where(tasks.c.due_at <= horizon).limit(cap).subquery()
-    return int((await conn.execute(select(func.count()).select_from(due))).scalar_one())
-
-
-CLAIMED = [
-    tasks.c[name]
-    for name in (
-        "id", "operation", "operation_parameters", "condition", "condition_parameters",
-        "dependencies", "owner", "policy", "created_at", "next_at", "due_at", "occurrences",
-        "runs", "active", "attempt",
-    )
-]  # fmt: skip
-"""The columns a claim reads: what decides and starts the next run, not the last outcome."""
+    return int((await conn.execute(COUNT_DUE, {"horizon": horizon, "cap": cap})).scalar_one())
 
 
 async def claim_due(conn: AsyncConnection, horizon: datetime, limit: int) -> list[RowMapping]:
-    """Lock up to `limit` tasks due by `horizon` (the `CLAIMED` columns), earliest first,
-    skipping rows another node holds (PostgreSQL; SQLite has a single writer)."""
-    query = (
-        select(*CLAIMED)
-        .where(tasks.c.due_at <= horizon)
-        .order_by(tasks.c.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list((await conn.execute(query)).mappings())
+    """Lock up to `limit` tasks due by `horizon`, earliest first, skipping rows another node
+    holds (PostgreSQL; SQLite has a single writer)."""
+    result = await conn.execute(CLAIM_DUE, {"horizon": horizon, "limit": limit})
+    return list(result.mappings())
 
 
 async def update_task(
