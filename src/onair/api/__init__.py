@@ -20,6 +20,7 @@ from onair.api import (
     ui,
     users,
 )
+from onair.api.deps import NO_TELEMETRY
 from onair.api.errors import install_reference_errors
 
 
@@ -46,6 +47,7 @@ def create_api(
         version="0.1.0",
         lifespan=lifespan,
         redirect_slashes=False,
+        telemetry=NO_TELEMETRY,
     )
     install_reference_errors(app)
     app.include_router(tasks.router, dependencies=[Depends(users.protect_tasks_api)])

@@ -20,6 +20,7 @@ from starlette.datastructures import State
 
 from onair.accounts.credits import Accounts, CreditTransaction, User
 from onair.accounts.tokens import Authenticator, Principal, Role
+from onair.api.deps import NO_TELEMETRY
 from onair.errors import (
     Conflict,
     Forbidden,
@@ -216,6 +217,7 @@ def create_user_api(parent: FastAPI, *routers: APIRouter) -> FastAPI:
         summary="Users' and admins' scheduled tasks, accounts and credits (seed 004).",
         version="0.1.0",
         redirect_slashes=False,
+        telemetry=NO_TELEMETRY,
     )
     api.state.parent = parent
     api.include_router(router)
