@@ -14,11 +14,13 @@ import pytest
 
 from onair import (
     InvalidParameters,
+    NewTask,
     Principal,
     RecurrenceType,
     Role,
     ScheduledTask,
     Scheduler,
+    Spec,
     TaskStatus,
     TaskType,
 )
@@ -233,3 +235,18 @@ async def test_settings_and_url(tmp_path: Path) -> None:
         assert scheduler.services.settings.store.url == url
         assert await scheduler.get_task(DAILY_RECHARGE_ID) is None
     assert (tmp_path / "other.db").exists()
+
+
+async def test_the_engine_underneath_adds_many_tasks_at_once(scheduler: Scheduler) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=0.5)).isoformat()
+    news = [NewTask(Spec("test", {"n": i}), Spec("at", {"datetime": soon})) for i in range(20)]
+    tasks = await scheduler.engine.add_many(news)
+    assert [task.operation.parameters for task in tasks] == [{"n": i} for i in range(20)]
+    async with asyncio.timeout(15):
+        for task in tasks:
+            while not (found := await scheduler.engine.get(task.id)).status.finished:
+                await asyncio.sleep(0.05)
+            assert found.result == {
+                "parameters": {"n": task.operation.parameters["n"]},
+                "dependencies": {},
+            }
