@@ -1,7 +1,7 @@
 """`python -m benchmarks --profile`: where the time of one task goes, in scenarios 1 and 4.
 
 pyinstrument samples the main thread (`pip install pyinstrument` into the venv; it is not a
-dependency of onair). Time spent waiting for aiosqlite's thread or the network shows up as
+dependency of onair). Time spent waiting for the network or a due instant shows up as
 the event loop's `select`. Two views are printed: self time by library, which says what kind
 of work dominates (SQL compilation, driver hops, validation...), and the heaviest functions.
 The full trees are written to text files for reading at leisure.
@@ -105,7 +105,7 @@ def self_times(root: Any) -> tuple[Counter[str], Counter[str]]:
     """Time of the leaves of the tree (where the samples landed), summed by library and by
     function. A leaf `[self]` is its parent's own time; a built-in counts for the library
     that called it, except the event loop's `epoll` wait: that is idle time (waiting for
-    aiosqlite's thread, or for a due instant)."""
+    the network, or for a due instant)."""
     by_library: Counter[str] = Counter()
     by_function: Counter[str] = Counter()
     stack: list[tuple[Any, Any, str]] = [(root, None, "?")]

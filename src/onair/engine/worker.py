@@ -2,8 +2,8 @@
 
 There is no fixed poll. The worker asks the store for the earliest due instant and sleeps until
 `lookahead` before it (longer when many runs are due at once: the time claiming them takes); a
-new or changed task wakes it early (in-process, or through the store's
-notifications from other nodes). Claimed runs then sleep to their exact due instant, so a run
+new or changed task wakes it early (in-process, or through the store's notifications from other
+nodes). Claimed runs then wait for their exact due instant, one timer per instant, so a run
 starts within a few milliseconds of it. Ends of runs are written in batches by one recorder.
 A heartbeat extends this node's lease and recovers the runs of nodes whose lease expired.
 """
