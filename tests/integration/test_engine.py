@@ -160,3 +160,16 @@ async def test_retention_deletes_old_finished_tasks_and_run_history(engine: Engi
     remaining, _ = await engine.runs(series.id)
     assert all(r.finished_at is None or r.finished_at >= cutoff for r in remaining)
     await engine.cancel(series.id)
+
+
+async def test_a_burst_is_claimed_ahead_of_its_instant(engine: Engine) -> None:
+    """1,000 runs due at one instant take longer to claim than the 50 ms lookahead: the node
+    claims them earlier, by the time that takes, so that they can all start on time."""
+    due = datetime.now(UTC) + timedelta(seconds=3)  # beyond the range where bursts are sized
+    await engine.add_many([NewTask(Spec("test"), at(due)) for _ in range(1_000)])
+    await asyncio.sleep((due - timedelta(seconds=0.1) - datetime.now(UTC)).total_seconds())
+    index = await engine.index()
+    assert len(index[Status.RUNNING]) >= 500, "not claimed 100 ms before the instant"
+    async with asyncio.timeout(30):
+        while len((await engine.index())[Status.COMPLETED]) < 1_000:
+            await asyncio.sleep(0.05)

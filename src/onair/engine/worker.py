@@ -200,7 +200,9 @@ class Worker:
         stopped: list[UUID] = []
         missed: list[Event] = []
         earliest: datetime | None = None
-        await self._alarms.clear_of(self._turn_time)
+        # Deferred at most half the lookahead: what this turn claims is due from then on.
+        patience = self.settings.lookahead.total_seconds() / 2
+        await self._alarms.clear_of(self._turn_time, patience)
         now = self.clock.now()
         began = time.perf_counter()
         async with self.store.begin() as conn:
@@ -214,10 +216,12 @@ class Worker:
                     *(f"event {event.payload()}" for event in missed),
                 )
             more = capacity > 0 and len(claimed) == limit  # there may be more due right now
+            planned = False
             if not more:
                 earliest = await queries.earliest_due(conn)
                 if earliest is not None and self._planning(earliest, now):
                     self._lead = await self._lead_for(conn, earliest)
+                    planned = True
         elapsed = time.perf_counter() - began
         self.events.timing("claim", elapsed)
         self._turn_time = 0.7 * self._turn_time + 0.3 * elapsed
@@ -235,10 +239,13 @@ class Worker:
         if capacity <= len(claimed) or earliest is None:
             return settings.safety_poll.total_seconds()
         now = self.clock.now()
-        wait = (earliest - self._lead - now).total_seconds()
-        if not self._planning(earliest, now):
+        if planned:
+            wait = (earliest - self._lead - now).total_seconds()
+        else:
             # Far off: wake once it comes within planning range, to size the lead then.
             wait = (earliest - self.settings.lookahead - MAX_LEAD - now).total_seconds()
+            if wait <= 0:
+                return 0.0  # it came within range during this turn
         if wait <= 0 and not claimed:
             wait = 0.005  # another node holds those rows; let it commit
         return min(max(wait, 0.0), settings.safety_poll.total_seconds())
