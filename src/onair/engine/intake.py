@@ -5,7 +5,7 @@ commit, PostgreSQL makes a round trip per statement, and SQLAlchemy's own work p
 larger than that of a row. So the tasks added while a transaction is being written wait and go
 together in the next one: one locked read of their dependencies, one insert for all of them.
 Every caller still gets its own answer, its task or its error, once its task is committed; a
-caller alone pays no more than before.
+caller alone pays a turn of the event loop for it.
 """
 
 from __future__ import annotations
