@@ -63,4 +63,13 @@ def create_api(
         ),
     )
     app.add_middleware(StripTrailingSlash)
+    _documentation_last(app)
     return app
+
+
+def _documentation_last(app: FastAPI) -> None:
+    """Starlette tries routes in order, and FastAPI adds its documentation pages first: moved
+    behind the API, they are no longer matched against every request."""
+    pages = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    routes = app.router.routes
+    routes.sort(key=lambda route: getattr(route, "path", None) in pages)  # stable: order kept

@@ -5,7 +5,7 @@ commit, PostgreSQL makes a round trip per statement, and SQLAlchemy's own work p
 larger than that of a row. So the tasks added while a transaction is being written wait and go
 together in the next one: one locked read of their dependencies, one insert for all of them.
 Every caller still gets its own answer, its task or its error, once its task is committed; a
-caller alone pays a turn of the event loop for it.
+caller alone pays two turns of the event loop for it.
 """
 
 from __future__ import annotations
@@ -117,6 +117,10 @@ class Intake:
 
     async def _drain(self) -> None:
         while self._waiting:
+            # One turn of the loop first: requests read in this turn reach `submit` in the
+            # next, and join this batch (14 per transaction instead of 5 under 16 HTTP
+            # connections).
+            await asyncio.sleep(0)
             batch, self._waiting = self._waiting[:BATCH], self._waiting[BATCH:]
             outcomes: list[Record | Exception]
             try:
