@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any
 from uuid import UUID
 
@@ -109,8 +110,10 @@ class Engine:
             created = [self._event("created", row, row["created_at"]) for row in rows]
             await self.store.notify(
                 conn,
-                *([f"due {due.isoformat()}"] if due is not None else []),
-                *(f"event {event.payload()}" for event in created),
+                chain(
+                    [f"due {due.isoformat()}"] if due is not None else [],
+                    (f"event {event.payload()}" for event in created),
+                ),
             )
         if self.worker is not None and due is not None:
             self.worker.due_changed(due)
@@ -265,11 +268,10 @@ class Engine:
                 raise TaskNotFound(task_id)
             if Status(before["status"]) in FINISHED:
                 raise TaskFinished(task_id, before["status"])
-            await self.store.notify(conn, f"cancel {task_id}")
             row = await queries.get_task(conn, task_id)
             assert row is not None
             cancelled = self._event("cancelled", row, now)
-            await self.store.notify(conn, f"event {cancelled.payload()}")
+            await self.store.notify(conn, [f"cancel {task_id}", f"event {cancelled.payload()}"])
         if self.worker is not None:
             self.worker.interrupt(task_id)
         self.events.publish(cancelled)

@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -212,8 +213,10 @@ class Worker:
                 )
                 await self.store.notify(
                     conn,
-                    *(f"stop {run_id}" for run_id in stopped),
-                    *(f"event {event.payload()}" for event in missed),
+                    chain(
+                        (f"stop {run_id}" for run_id in stopped),
+                        (f"event {event.payload()}" for event in missed),
+                    ),
                 )
             more = capacity > 0 and len(claimed) == limit  # there may be more due right now
             planned = False
@@ -382,7 +385,7 @@ class Worker:
             f" error={event.error!r}" if event.error else "",
         )
         self.events.publish(event)
-        if self.store.dialect == "postgresql":
+        if self.store.signals:
             self._outbox.append(f"event {event.payload()}")
             if self._sending is None or self._sending.done():
                 self._sending = asyncio.create_task(self._send())
@@ -412,7 +415,7 @@ class Worker:
                 async with self.store.begin() as conn:
                     await transitions.end_runs(conn, self.rules, batch, self.clock.now())
                     await self.store.notify(
-                        conn, "due ", *(f"event {event.payload()}" for event in events)
+                        conn, chain(["due "], (f"event {event.payload()}" for event in events))
                     )
                 self.events.timing("record", time.perf_counter() - began)
                 break
@@ -459,7 +462,7 @@ class Worker:
         async with self.store.begin() as conn:
             recovered = await transitions.recover(conn, self.rules, now, self.settings.claim_batch)
             if recovered:
-                await self.store.notify(conn, "due ")
+                await self.store.notify(conn, ["due "])
         if recovered:
             log.warning("recovered %d runs of nodes that stopped", recovered)
             self._wake.set()

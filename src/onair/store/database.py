@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -150,13 +150,21 @@ class Store:
                         await connection.invalidate()
                         raise
 
-    async def notify(self, connection: AsyncConnection, *payloads: str) -> None:
-        """Tell the other nodes `payloads` once `connection`'s transaction commits."""
-        if self.dialect == "postgresql" and payloads:
-            await connection.execute(
-                text("SELECT pg_notify(:channel, :payload)"),
-                [{"channel": CHANNEL, "payload": payload} for payload in payloads],
-            )
+    @property
+    def signals(self) -> bool:
+        """Whether there can be other nodes to tell of changes (PostgreSQL; on SQLite this
+        process is the only node)."""
+        return self.dialect == "postgresql"
+
+    async def notify(self, connection: AsyncConnection, payloads: Iterable[str]) -> None:
+        """Tell the other nodes `payloads` once `connection`'s transaction commits. `payloads`
+        is read only when there are other nodes (`signals`), so a generator of costly
+        payloads costs nothing on SQLite."""
+        if not self.signals:
+            return
+        rows = [{"channel": CHANNEL, "payload": payload} for payload in payloads]
+        if rows:
+            await connection.execute(text("SELECT pg_notify(:channel, :payload)"), rows)
 
     async def send(self, payloads: list[str]) -> None:
         """Tell the other nodes `payloads` now, outside any transaction (PostgreSQL; nothing
@@ -169,7 +177,7 @@ class Store:
     async def listen(self, callback: Callable[[str], None]) -> None:
         """Call `callback(payload)` for every notification from any node (PostgreSQL only;
         on SQLite this process is the only node and there is nothing to hear)."""
-        if self.dialect != "postgresql":
+        if not self.signals:
             return
         import asyncpg
 
