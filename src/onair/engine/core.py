@@ -34,6 +34,7 @@ from onair.errors import (
 )
 from onair.store import queries
 from onair.store.database import Store
+from onair.store.schema import new_id
 from onair.timeutil import Clock, SystemClock
 
 
@@ -149,7 +150,7 @@ class Engine:
                     )
                 ]
             )
-        task_id = new.id or uuid.uuid4()
+        task_id = new.id or new_id()
         values: dict[str, Any] = {
             "id": task_id,
             "operation": new.operation.type,

@@ -9,7 +9,6 @@ dependency did not complete) or `cancelled`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +25,7 @@ from onair.engine.policies import Policy, decide
 from onair.engine.registry import Registry
 from onair.engine.triggers import OneShot, Trigger
 from onair.store import queries
+from onair.store.schema import new_id
 
 ACTIVE = (Status.PENDING.value, Status.RUNNING.value)
 
@@ -202,7 +202,7 @@ def _start(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A run of `row` due at `due`, and the task's values once it is `running`."""
     run = {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "task_id": row["id"],
         "node": node,
         "attempt": max(row["attempt"], 1),
@@ -245,7 +245,7 @@ async def _record_missed(
     reason: str,
     missed: list[Event],
 ) -> None:
-    run_id = uuid.uuid4()
+    run_id = new_id()
     missed.append(
         Event("missed", row["id"], row["operation"], now, node, run_id, due, None, reason)
     )

@@ -6,8 +6,11 @@ and PostgreSQL, so no query has to know the dialect.
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import (
     JSON,
@@ -48,6 +51,17 @@ class Instant(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def new_id() -> UUID:
+    """A new row id: a UUID version 7 (RFC 9562), milliseconds since the epoch first, then 74
+    random bits. Ids made one after another sort together, so a table's primary key index
+    grows at one end instead of at a random page per insert: with a million tasks, a random
+    id makes each insert read and rewrite pages the cache no longer holds."""
+    millis = time.time_ns() // 1_000_000
+    random = int.from_bytes(os.urandom(10), "big")
+    rand_a, rand_b = random >> 68, random & ((1 << 62) - 1)
+    return UUID(int=millis << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b)
 
 
 metadata = MetaData(
