@@ -15,35 +15,32 @@ import resource
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import psutil
 
 from benchmarks.common import (
     FAR_FUTURE,
+    ROOT,
     Noop,
     Options,
     Recorder,
     Row,
     after,
-    bulk_fill,
     exactly_once,
     lateness_rows,
     log,
     new_task,
-    onair_engine,
     sqlite_url,
     temp_dir,
     utcnow,
     wait_until,
 )
+from benchmarks.fill import fill_in_child
 from benchmarks.precision import due_instants
 from onair.config import EngineSettings
 from onair.engine.core import Engine
 from onair.engine.registry import Registry
 from onair.store.database import Store
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -127,8 +124,7 @@ async def _backlog(size: int, count: int, window: float) -> list[Row]:
         url = sqlite_url(directory)
         log(f"scenario {scenario}: bulk-loading {size:,} far-future tasks")
         started = time.perf_counter()
-        async with onair_engine(url, start=False) as engine:
-            await bulk_fill(engine, size, FAR_FUTURE, batch=10_000)
+        await fill_in_child(url, size)
         db_mb = (directory / "onair.db").stat().st_size / 2**20
         log(f"  loaded in {time.perf_counter() - started:.0f} s ({db_mb:.0f} MB file)")
         log(f"scenario {scenario}: {count} due over {window:.0f} s, in a fresh process")

@@ -27,6 +27,8 @@ from onair.engine.registry import JSON, Registry, RunContext
 from onair.store.database import Store
 
 FAR_FUTURE = "2099-01-01T00:00:00+00:00"
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository, where `python -m benchmarks...` children run."""
 """The `at` instant of tasks that must stay pending for the whole run."""
 
 

@@ -13,7 +13,6 @@ from benchmarks.common import (
     FAR_FUTURE,
     Options,
     Row,
-    bulk_fill,
     log,
     median_of,
     new_task,
@@ -21,6 +20,7 @@ from benchmarks.common import (
     sqlite_url,
     temp_dir,
 )
+from benchmarks.fill import fill_in_child
 from benchmarks.http import http_throughput
 
 SCENARIO = "1 schedule {size}"
@@ -36,9 +36,9 @@ async def onair_rate(count: int, prefill: int = 0) -> float:
     """Tasks/s of `count` sequential `Engine.add` calls on a fresh store with a running
     worker, after `prefill` tasks were bulk-loaded."""
     with temp_dir() as directory:
+        if prefill:
+            await fill_in_child(sqlite_url(directory), prefill)
         async with onair_engine(sqlite_url(directory)) as engine:
-            if prefill:
-                await bulk_fill(engine, prefill, FAR_FUTURE)
             started = time.perf_counter()
             for _ in range(count):
                 await engine.add(new_task(FAR_FUTURE))
