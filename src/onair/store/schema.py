@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -51,6 +52,33 @@ class Instant(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    # On SQLite each instant is text, and every row read or written converts several: one step
+    # through C-implemented `isoformat`/`fromisoformat` instead of `process_*_value` and then
+    # the dialect's own formatting (a `%` format of seven fields) or parsing (a regular
+    # expression). Same text: `YYYY-MM-DD HH:MM:SS.ffffff`.
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_text
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        return _sqlite_instant
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} given where a UTC instant is required")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def new_id() -> UUID:
