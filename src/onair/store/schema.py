@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 

@@ -1,0 +1,117 @@
+"""The store's own row conversions: instants and many-row statements keep exactly what
+SQLAlchemy's general path would, on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from onair.store import queries
+from onair.store.database import Store
+from onair.store.schema import runs, tasks
+
+
+def task_row(created: datetime, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "operation": "test",
+        "operation_parameters": {"n": 1, "text": "é", "nested": [1, 2.5, None, True]},
+        "condition": "at",
+        "condition_parameters": {"datetime": "2099-01-01T00:00:00+00:00"},
+        "dependencies": {},
+        "status": "pending",
+        "owner": None,
+        "name": "a name",
+        "policy": None,
+        "created_at": created,
+        "updated_at": created,
+        "next_at": created + timedelta(days=1),
+        "due_at": None,
+        "occurrences": 0,
+        "runs": 0,
+        "active": 0,
+        "attempt": 1,
+        "started_at": None,
+        "finished_at": None,
+        "last_outcome": None,
+        "result": None,
+        "error": None,
+    }
+    return row | values
+
+
+async def stored(store: Store, ids: list[uuid.UUID]) -> list[tuple[Any, ...]]:
+    """The rows of `ids` but their ids, as the database gives them to its driver: no
+    conversion by onair or SQLAlchemy."""
+    async with store.begin() as conn:
+        by_id = {
+            row[0]: tuple(row[1:])
+            for row in (await conn.exec_driver_sql("SELECT * FROM tasks")).all()
+        }
+    encode = (lambda i: i.hex) if store.dialect == "sqlite" else (lambda i: i)
+    return [by_id[encode(i)] for i in ids]
+
+
+async def test_execute_many_stores_what_sqlalchemy_stores(store: Store) -> None:
+    # Microseconds, none, another offset, and a year below 1000: the text SQLite sorts by.
+    instants = [
+        datetime(2026, 11, 23, 21, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+        datetime(2026, 10, 25, 3, 30, 0, 1, tzinfo=timezone(timedelta(hours=2))),
+        datetime(999, 1, 1, tzinfo=UTC),
+    ]
+    general = [task_row(at) for at in instants]
+    fast = [task_row(at) for at in instants]
+    async with store.begin() as conn:
+        await conn.execute(queries.INSERT_TASK, general)
+        await queries.execute_many(conn, queries.INSERT_TASK, fast)
+
+    assert await stored(store, [r["id"] for r in fast]) == await stored(
+        store, [r["id"] for r in general]
+    )
+    if store.dialect == "sqlite":  # the text of SQLAlchemy's SQLite DATETIME, which sorts
+        assert [row[10] for row in await stored(store, [r["id"] for r in fast])] == [
+            "2026-11-23 21:00:00.123456",
+            "2026-03-29 01:00:00.000000",
+            "2026-10-25 01:30:00.000001",
+            "0999-01-01 00:00:00.000000",
+        ]
+    async with store.begin() as conn:
+        back = (await conn.execute(select(tasks).where(tasks.c.id == fast[2]["id"]))).one()
+    assert back.created_at == instants[2]
+    assert back.created_at.tzinfo is UTC
+    assert back.operation_parameters == fast[2]["operation_parameters"]
+
+
+async def test_rows_without_a_column_leave_it_to_its_default(store: Store) -> None:
+    created = datetime.now(UTC)
+    row = task_row(created)
+    run = {
+        "id": uuid.uuid4(),
+        "task_id": row["id"],
+        "node": "n",
+        "attempt": 1,
+        "due_at": created,
+        "started_at": created,
+    }
+    async with store.begin() as conn:
+        await queries.insert_tasks(conn, [row], [])
+        await queries.insert_runs(conn, [run])
+        # Not given: SQL NULL, not the JSON text `null` that an explicit None would store.
+        missing = (
+            await conn.execute(
+                select(runs.c.outcome, text("result IS NULL")).where(runs.c.id == run["id"])
+            )
+        ).one()
+    assert tuple(missing) == (None, True)
+
+
+async def test_a_naive_instant_is_refused(store: Store) -> None:
+    row = task_row(datetime(2026, 1, 1))  # naive
+    with pytest.raises(Exception, match="naive datetime"):
+        async with store.begin() as conn:
+            await queries.insert_tasks(conn, [row], [])
