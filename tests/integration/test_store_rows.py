@@ -3,8 +3,10 @@ SQLAlchemy's general path would, on both databases."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,3 +117,33 @@ async def test_a_naive_instant_is_refused(store: Store) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         async with store.begin() as conn:
             await queries.insert_tasks(conn, [row], [])
+
+
+async def test_json_columns_keep_what_json_can_say(store: Store) -> None:
+    plain = {"float": 0.1, "text": "é\u2028", "1": [{}], "nan": float("nan")}
+    big = {"big": 2**70, "negative": -(2**64)}  # beyond orjson: the json module writes them
+    rows = [task_row(datetime.now(UTC), operation_parameters=p) for p in (plain, big)]
+    async with store.begin() as conn:
+        await queries.insert_tasks(conn, rows, [])
+        back = {
+            row.id: row.operation_parameters
+            for row in await conn.execute(select(tasks.c.id, tasks.c.operation_parameters))
+        }
+    # NaN, which JSON has not, comes back as null on both databases.
+    assert back[rows[0]["id"]] == plain | {"nan": None}
+    assert back[rows[1]["id"]] == big
+
+
+async def test_json_text_written_by_the_json_module_still_reads(tmp_path: Path) -> None:
+    """Before orjson, SQLite rows could hold the `NaN` that `json.dumps` wrote."""
+    async with Store(f"sqlite:///{tmp_path / 'old.db'}") as store:
+        await store.migrate()
+        row = task_row(datetime.now(UTC))
+        async with store.begin() as conn:
+            await queries.insert_tasks(conn, [row], [])
+            await conn.exec_driver_sql(
+                "UPDATE tasks SET result = ? WHERE id = ?", ('{"x": NaN, "y": 1}', row["id"].hex)
+            )
+            back = (await conn.execute(select(tasks.c.result).where(tasks.c.id == row["id"]))).one()
+    assert back.result["y"] == 1
+    assert math.isnan(back.result["x"])

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from onair.store import sqlite
+from onair.store import schema, sqlite
 
 log = logging.getLogger("onair.store")
 
@@ -67,6 +67,8 @@ class Store:
                 pool_size=1,
                 max_overflow=0,
                 pool_timeout=60,
+                json_serializer=schema.dumps,
+                json_deserializer=schema.loads,
             )
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -76,7 +78,12 @@ class Store:
                 event.listen(engine.sync_engine, "commit", lambda _: checkpointer.committed())
             return engine
         return create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            self.url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            json_serializer=schema.dumps,
+            json_deserializer=schema.loads,
         )
 
     async def __aenter__(self) -> Store:

@@ -6,6 +6,7 @@ and PostgreSQL, so no query has to know the dialect.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -79,6 +81,27 @@ def _sqlite_text(value: datetime | None) -> str | None:
 
 def _sqlite_instant(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a column's value, for SQLAlchemy's `json_serializer`. orjson, about ten
+    times faster than `json.dumps` and run for five columns of every task row written; what it
+    refuses (integers beyond 64 bits, keys that are not strings) goes to `json.dumps` as
+    before. NaN and infinities, which JSON has not, are written `null` on both databases
+    (PostgreSQL refused the `NaN` text that `json.dumps` wrote)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value)
+
+
+def loads(text: str | bytes) -> Any:
+    """A column's value from its JSON text; `json.loads` for what orjson refuses (the `NaN`
+    that `json.dumps` wrote before)."""
+    try:
+        return orjson.loads(text)
+    except ValueError:  # orjson.JSONDecodeError
+        return json.loads(text)
 
 
 def new_id() -> UUID:
