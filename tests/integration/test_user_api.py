@@ -653,6 +653,19 @@ async def test_the_tasks_api_can_be_locked(
         response = await client.get("/tasks")
         assert response.status_code == 401
         assert response.json()["status_code"] == 401  # the Tasks API's own error shape
+        # Every route of the surface, before its body is looked at.
+        for method, path in [
+            ("POST", "/tasks"),
+            ("POST", "/tasks/clean"),
+            ("POST", "/tasks/preview"),
+            ("GET", f"/tasks/{DAILY_RECHARGE_ID}"),
+            ("DELETE", f"/tasks/{DAILY_RECHARGE_ID}"),
+            ("GET", f"/tasks/{DAILY_RECHARGE_ID}/runs"),
+            ("GET", "/synchronizer"),
+            ("GET", "/events"),
+        ]:
+            response = await client.request(method, path, json={})
+            assert (method, path, response.status_code) == (method, path, 401)
         user = token("alice", settings=secret)
         response = await client.get("/tasks", headers={"Cookie": f"access_token={user}"})
         assert response.status_code == 403

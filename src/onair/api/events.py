@@ -27,6 +27,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from onair.api.tasks import TasksRoute
 from onair.api.users import CurrentUser
 from onair.config import EventsSettings
 from onair.engine.core import Engine
@@ -182,7 +183,7 @@ After = Annotated[
     Query(ge=0, description="Resume after this id (for clients that cannot set Last-Event-ID)."),
 ]
 
-router = APIRouter()
+router = APIRouter(route_class=TasksRoute)
 
 
 @router.get("/events", tags=["events"], response_class=StreamingResponse)

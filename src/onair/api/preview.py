@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from onair.api.deps import EngineDep
 from onair.api.models import NaiveUTC, Specification
-from onair.api.tasks import LenientJSONRoute
+from onair.api.tasks import TasksRoute
 from onair.api.users import CurrentUser, SchedulerDep
 from onair.engine.conditions import Condition, parse_condition
 from onair.engine.models import Task
@@ -75,7 +75,7 @@ class Preview(BaseModel):
     instants: list[Instant]
 
 
-router = APIRouter(route_class=LenientJSONRoute)
+router = APIRouter(route_class=TasksRoute)
 
 
 @router.post("/tasks/preview", operation_id="TasksPreview", tags=["tasks"])

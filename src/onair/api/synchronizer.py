@@ -13,10 +13,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from onair.api.tasks import TasksRoute
 from onair.broadcast.synchronizer import Synchronizer
 from onair.timeutil import naive_utc
 
-router = APIRouter(tags=["synchronizer"])
+router = APIRouter(tags=["synchronizer"], route_class=TasksRoute)
 
 
 class CyclePublic(BaseModel):

@@ -95,12 +95,12 @@ SchedulerDep = Annotated[SchedulerService, Depends(_scheduler)]
 AccountsDep = Annotated[Accounts, Depends(_accounts)]
 
 
-async def protect_tasks_api(request: Request) -> None:
+def protect_tasks_api(request: Request) -> None:
     """On the Tasks API: require an admin token when `auth.protect_tasks_api` is on (`/ping`
     stays open for health checks). Answers in the Tasks API's own error shape, and reads the
     token without security dependencies so that the Tasks API's OpenAPI stays the reference's."""
     services = request.app.state.services
-    if not services.settings.auth.protect_tasks_api or request.url.path == "/ping":
+    if not services.settings.auth.protect_tasks_api or request.scope["path"] == "/ping":
         return
     authenticator: Authenticator = request.app.state.authenticator
     try:
