@@ -85,7 +85,7 @@ def _plan(statement: UpdateBase, dialect: Dialect, columns: Sequence[str]) -> tu
 
     def encode(row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(
-            row[name] if convert is None else convert(row[name]) for name, convert in converters
+            [row[name] if convert is None else convert(row[name]) for name, convert in converters]
         )
 
     return str(compiled), encode

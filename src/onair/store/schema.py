@@ -74,9 +74,11 @@ class Instant(TypeDecorator[datetime]):
 def _sqlite_text(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given where a UTC instant is required")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given where a UTC instant is required")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
 
 def _sqlite_instant(value: str | None) -> datetime | None:
