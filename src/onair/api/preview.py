@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from onair.api.deps import EngineDep
+from onair.api.deps import engine_of
 from onair.api.models import NaiveUTC, Specification
 from onair.api.tasks import TasksRoute
 from onair.api.users import CurrentUser, SchedulerDep
@@ -79,10 +79,10 @@ router = APIRouter(route_class=TasksRoute)
 
 
 @router.post("/tasks/preview", operation_id="TasksPreview", tags=["tasks"])
-async def preview_condition(request: PreviewRequest, engine: EngineDep) -> Preview:
+async def preview_condition(body: PreviewRequest, request: Request) -> Preview:
     """onair: the next instants of a condition, for a task added now (nothing is stored)."""
-    condition = parse_condition(request.condition.type, dict(request.condition.parameters))
-    items = upcoming(condition, engine.clock.now(), request.count)
+    condition = parse_condition(body.condition.type, dict(body.condition.parameters))
+    items = upcoming(condition, engine_of(request).clock.now(), body.count)
     return Preview(instants=[Instant.of(item) for item in items])
 
 

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
-from onair.api.deps import EngineDep
+from onair.api.deps import engine_of
 from onair.api.models import (
     CancelledTask,
     CleaningResult,
@@ -91,21 +91,21 @@ async def head_ping() -> Response:
 
 
 @router.get("/tasks", operation_id="TasksList", tags=["tasks"])
-async def list_tasks(engine: EngineDep) -> TaskIndex:
+async def list_tasks(request: Request) -> TaskIndex:
     """Every task id, by status."""
-    index = await engine.index()
+    index = await engine_of(request).index()
     return TaskIndex(**{status.value: ids for status, ids in index.items()})
 
 
 @router.post("/tasks", status_code=201, operation_id="TasksSchedule", tags=["tasks"])
-async def schedule(request: ScheduleRequest, engine: EngineDep) -> PendingTask:
+async def schedule(body: ScheduleRequest, request: Request) -> PendingTask:
     """Add a task. Its parameters, condition and dependencies are checked before it is stored."""
-    task = await engine.add(
+    task = await engine_of(request).add(
         NewTask(
-            operation=Spec(request.operation.type, request.operation.parameters),
-            condition=Spec(request.condition.type, request.condition.parameters),
-            dependencies=request.dependencies,
-            policy=request.policy,
+            operation=Spec(body.operation.type, body.operation.parameters),
+            condition=Spec(body.condition.type, body.condition.parameters),
+            dependencies=body.dependencies,
+            policy=body.policy,
         )
     )
     # Answered as pending even when a dependency had already failed and so has the task:
@@ -114,23 +114,24 @@ async def schedule(request: ScheduleRequest, engine: EngineDep) -> PendingTask:
 
 
 @router.post("/tasks/clean", status_code=200, operation_id="TasksCleanClean", tags=["tasks"])
-async def clean(request: CleanRequest, engine: EngineDep) -> CleaningResult:
+async def clean(body: CleanRequest, request: Request) -> CleaningResult:
     """Remove finished tasks that no task depends on, as the strategy selects."""
-    strategy = parse_strategy(request.strategy.type, request.strategy.parameters)
+    strategy = parse_strategy(body.strategy.type, body.strategy.parameters)
+    engine = engine_of(request)
     removed = await engine.clean(strategy.cutoff(engine.clock.now()))
     return CleaningResult(removed=removed)
 
 
 @router.get("/tasks/{id:anyuuid}", operation_id="TasksIdGet", tags=["tasks"])
-async def get_task(id: TaskId, engine: EngineDep) -> GenericTask:
+async def get_task(id: TaskId, request: Request) -> GenericTask:
     """The task, its status, its next due instant and its latest run (with its lateness)."""
-    return generic(*await engine.details(id))
+    return generic(*await engine_of(request).details(id))
 
 
 @router.delete("/tasks/{id:anyuuid}", operation_id="TasksIdCancel", tags=["tasks"])
-async def cancel(id: TaskId, engine: EngineDep) -> CancelledTask:
+async def cancel(id: TaskId, request: Request) -> CancelledTask:
     """Cancel a pending or running task (a running one is stopped). 409 once it has finished."""
-    task = await engine.cancel(id)
+    task = await engine_of(request).cancel(id)
     model = by_status(task)
     assert isinstance(model, CancelledTask)
     return model
@@ -139,18 +140,18 @@ async def cancel(id: TaskId, engine: EngineDep) -> CancelledTask:
 @router.get("/tasks/{id:anyuuid}/runs", operation_id="TasksIdRuns", tags=["tasks"])
 async def runs(
     id: TaskId,
-    engine: EngineDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunPage:
     """onair: the task's runs, newest first, with each one's lateness."""
-    page, count = await engine.runs(id, limit=limit, offset=offset)
+    page, count = await engine_of(request).runs(id, limit=limit, offset=offset)
     return RunPage(runs=[RunModel.of(r) for r in page], count=count, limit=limit, offset=offset)
 
 
 def _by_status_route(status: Status, model: type[BaseModel]) -> None:
-    async def get(id: TaskId, engine: EngineDep) -> Any:
-        task = await engine.get(id)
+    async def get(id: TaskId, request: Request) -> Any:
+        task = await engine_of(request).get(id)
         if task.status is not status:
             raise TaskNotFound(id)
         return by_status(task)

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from onair.accounts.tokens import Authenticator
-from onair.api.deps import EngineDep
+from onair.api.deps import engine_of
 from onair.api.ui.views import Viewer, overview, task_page
 from onair.errors import Unauthorized
 
@@ -80,13 +80,13 @@ async def task(request: Request, task_id: UUID) -> HTMLResponse:
 
 
 @router.get("/api/overview")
-async def overview_data(engine: EngineDep, who: ViewerDep) -> dict[str, Any]:
-    return await overview(engine, who)
+async def overview_data(request: Request, who: ViewerDep) -> dict[str, Any]:
+    return await overview(engine_of(request), who)
 
 
 @router.get("/api/tasks/{task_id}")
-async def task_data(task_id: UUID, engine: EngineDep, who: ViewerDep) -> dict[str, Any]:
-    return await task_page(engine, who, task_id)
+async def task_data(task_id: UUID, request: Request, who: ViewerDep) -> dict[str, Any]:
+    return await task_page(engine_of(request), who, task_id)
 
 
 def install(app: FastAPI) -> None:
