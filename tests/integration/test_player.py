@@ -60,11 +60,20 @@ def ffmpegs() -> list[psutil.Process]:
     return found
 
 
+def arguments(process: psutil.Process) -> list[str]:
+    """The process's command line; none once it has exited (it may, between listing and
+    reading)."""
+    try:
+        return process.cmdline()
+    except psutil.NoSuchProcess:
+        return []
+
+
 async def playing(path: Path, count: int = 1) -> None:
     """Return once `count` ffmpeg processes are playing `path`. The process table is the only
     witness that ffmpeg runs, and it sends no event, so this polls it under a deadline."""
     async with asyncio.timeout(5):
-        while sum(f"file:{path}" in process.cmdline() for process in ffmpegs()) < count:
+        while sum(f"file:{path}" in arguments(process) for process in ffmpegs()) < count:
             await asyncio.sleep(0.02)
 
 
