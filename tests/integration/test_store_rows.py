@@ -18,32 +18,28 @@ from onair.store.schema import runs, tasks
 
 
 def task_row(created: datetime, **values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "operation": "test",
-        "operation_parameters": {"n": 1, "text": "é", "nested": [1, 2.5, None, True]},
-        "condition": "at",
-        "condition_parameters": {"datetime": "2099-01-01T00:00:00+00:00"},
-        "dependencies": {},
-        "status": "pending",
-        "owner": None,
-        "name": "a name",
-        "policy": None,
-        "created_at": created,
-        "updated_at": created,
-        "next_at": created + timedelta(days=1),
-        "due_at": None,
-        "occurrences": 0,
-        "runs": 0,
-        "active": 0,
-        "attempt": 1,
-        "started_at": None,
-        "finished_at": None,
-        "last_outcome": None,
-        "result": None,
-        "error": None,
-    }
-    return row | values
+    """A pending task's row: every column given, None where it may be."""
+    return (
+        dict.fromkeys(tasks.c.keys())
+        | {
+            "id": uuid.uuid4(),
+            "operation": "test",
+            "operation_parameters": {"n": 1, "text": "é", "nested": [1, 2.5, None, True]},
+            "condition": "at",
+            "condition_parameters": {"datetime": "2099-01-01T00:00:00+00:00"},
+            "dependencies": {},
+            "status": "pending",
+            "name": "a name",
+            "created_at": created,
+            "updated_at": created,
+            "next_at": created + timedelta(days=1),
+            "occurrences": 0,
+            "runs": 0,
+            "active": 0,
+            "attempt": 1,
+        }
+        | values
+    )
 
 
 async def stored(store: Store, ids: list[uuid.UUID]) -> list[tuple[Any, ...]]:
