@@ -47,7 +47,7 @@ def count_statements(engine: Engine) -> None:
         key = " ".join(words[:3] if words[:1] in (["INSERT"], ["DELETE"]) else words[:2])
         STATEMENTS[key] += 1
 
-    event.listen(engine.store.engine.sync_engine, "before_cursor_execute", before)
+    event.listen(engine.store.sync_engine, "before_cursor_execute", before)
 
 
 Body = Callable[[Callable[[], None]], Awaitable[None]]

@@ -65,11 +65,11 @@ async def test_idle_engine_does_not_poll(engine: Engine, store: Store) -> None:
     def count(*args: Any) -> None:
         statements.append(str(args[2]))
 
-    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    event.listen(store.sync_engine, "before_cursor_execute", count)
     try:
         await asyncio.sleep(2)
     finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+        event.remove(store.sync_engine, "before_cursor_execute", count)
     # Only the heartbeat (every lease / 3 = 1 s: extend the lease, look for orphaned runs).
     assert len(statements) <= 12, statements
 

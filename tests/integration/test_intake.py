@@ -34,11 +34,11 @@ async def test_concurrent_adds_share_commits_and_each_gets_its_answer(
     news = [NewTask(Spec("test"), later(), name=f"n{i}") for i in range(200)]
     news[50] = NewTask(Spec("test"), later(), id=taken)  # id already taken
     news[120] = NewTask(Spec("test"), later(), dependencies={"x": uuid.uuid4()})  # no such task
-    event.listen(store.engine.sync_engine, "commit", count)
+    event.listen(store.sync_engine, "commit", count)
     try:
         answers = await asyncio.gather(*(engine.add(n) for n in news), return_exceptions=True)
     finally:
-        event.remove(store.engine.sync_engine, "commit", count)
+        event.remove(store.sync_engine, "commit", count)
 
     assert isinstance(answers[50], TaskExists)
     assert isinstance(answers[120], UnknownDependency)

@@ -10,16 +10,16 @@ from uuid import UUID
 
 from sqlalchemy import RowMapping, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from onair.store.database import Connection
 from onair.store.schema import credit_transactions, users
 
 
-async def get_user(conn: AsyncConnection, user_id: str) -> RowMapping | None:
+async def get_user(conn: Connection, user_id: str) -> RowMapping | None:
     return (await conn.execute(select(users).where(users.c.id == user_id))).mappings().first()
 
 
-async def insert_user(conn: AsyncConnection, values: Mapping[str, Any]) -> bool:
+async def insert_user(conn: Connection, values: Mapping[str, Any]) -> bool:
     """Add a user; False (and the transaction still usable) when the id is taken, e.g. by a
     concurrent first request of the same user."""
     try:
@@ -30,13 +30,13 @@ async def insert_user(conn: AsyncConnection, values: Mapping[str, Any]) -> bool:
     return True
 
 
-async def set_role(conn: AsyncConnection, user_id: str, role: str, now: datetime) -> None:
+async def set_role(conn: Connection, user_id: str, role: str, now: datetime) -> None:
     query = update(users).where(users.c.id == user_id).values(role=role, updated_at=now)
     await conn.execute(query)
 
 
 async def unrecharged_users(
-    conn: AsyncConnection, run_id: UUID, user_id: str | None, after: str | None, limit: int
+    conn: Connection, run_id: UUID, user_id: str | None, after: str | None, limit: int
 ) -> list[RowMapping]:
     """Lock up to `limit` users (one if `user_id` is given; by id, after `after`) that run
     `run_id` has not credited yet."""
@@ -52,13 +52,13 @@ async def unrecharged_users(
     return list((await conn.execute(query)).mappings())
 
 
-async def insert_transactions(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+async def insert_transactions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Record credit movements. Raises IntegrityError if a run credits a user twice."""
     if rows:
         await conn.execute(insert(credit_transactions), [dict(r) for r in rows])
 
 
-async def set_balances(conn: AsyncConnection, balances: Mapping[str, int], now: datetime) -> None:
+async def set_balances(conn: Connection, balances: Mapping[str, int], now: datetime) -> None:
     if not balances:
         return
     query = (
@@ -70,7 +70,7 @@ async def set_balances(conn: AsyncConnection, balances: Mapping[str, int], now: 
 
 
 async def list_transactions(
-    conn: AsyncConnection, user_id: str, *, limit: int, offset: int
+    conn: Connection, user_id: str, *, limit: int, offset: int
 ) -> tuple[list[RowMapping], int]:
     """A page of a user's credit movements, newest first, and how many there are."""
     where = credit_transactions.c.user_id == user_id

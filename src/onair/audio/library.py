@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from onair.audio import queries
 from onair.audio.probe import UnsupportedAudio, probe
 from onair.engine.models import Record
 from onair.errors import Conflict, InvalidParameters, NotFound, Problem
-from onair.store.database import Store
+from onair.store.database import Connection, Store
 from onair.timeutil import Clock, SystemClock
 
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,10}")
@@ -284,7 +282,7 @@ class Library:
         return await self.playlist(playlist_id)
 
     async def _check_sounds(
-        self, conn: AsyncConnection, sound_ids: Sequence[UUID], visible_to: str | None
+        self, conn: Connection, sound_ids: Sequence[UUID], visible_to: str | None
     ) -> None:
         found = await queries.get_sounds(conn, sound_ids)
         problems = [

@@ -14,8 +14,8 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import RowMapping, delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from onair.store.database import Connection
 from onair.store.schema import (
     credit_transactions,
     playlist_sounds,
@@ -29,15 +29,15 @@ ACTIVE = ("pending", "running")
 """Task statuses that may still play something."""
 
 
-async def insert_sound(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
+async def insert_sound(conn: Connection, values: Mapping[str, Any]) -> None:
     await conn.execute(insert(sounds), [dict(values)])
 
 
-async def get_sound(conn: AsyncConnection, sound_id: UUID) -> RowMapping | None:
+async def get_sound(conn: Connection, sound_id: UUID) -> RowMapping | None:
     return (await conn.execute(select(sounds).where(sounds.c.id == sound_id))).mappings().first()
 
 
-async def get_sounds(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, RowMapping]:
+async def get_sounds(conn: Connection, ids: Sequence[UUID]) -> dict[UUID, RowMapping]:
     if not ids:
         return {}
     rows = (await conn.execute(select(sounds).where(sounds.c.id.in_(set(ids))))).mappings()
@@ -45,7 +45,7 @@ async def get_sounds(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, R
 
 
 async def list_sounds(
-    conn: AsyncConnection, owner: str | None, *, limit: int, offset: int
+    conn: Connection, owner: str | None, *, limit: int, offset: int
 ) -> tuple[list[RowMapping], int]:
     """A page of sounds (of `owner`, or anyone's when None), newest first, and the total."""
     where = [] if owner is None else [sounds.c.owner == owner]
@@ -60,12 +60,12 @@ async def list_sounds(
     return list((await conn.execute(page)).mappings()), int(total or 0)
 
 
-async def rename_sound(conn: AsyncConnection, sound_id: UUID, name: str, now: datetime) -> None:
+async def rename_sound(conn: Connection, sound_id: UUID, name: str, now: datetime) -> None:
     query = update(sounds).where(sounds.c.id == sound_id).values(name=name, updated_at=now)
     await conn.execute(query)
 
 
-async def delete_sound(conn: AsyncConnection, sound_id: UUID) -> None:
+async def delete_sound(conn: Connection, sound_id: UUID) -> None:
     """Delete a sound and take it out of every playlist (the foreign key would, but SQLite
     enforces it only where the pragma is on)."""
     await conn.execute(delete(playlist_sounds).where(playlist_sounds.c.sound_id == sound_id))
@@ -73,13 +73,13 @@ async def delete_sound(conn: AsyncConnection, sound_id: UUID) -> None:
 
 
 async def insert_playlist(
-    conn: AsyncConnection, values: Mapping[str, Any], sound_ids: Sequence[UUID]
+    conn: Connection, values: Mapping[str, Any], sound_ids: Sequence[UUID]
 ) -> None:
     await conn.execute(insert(playlists), [dict(values)])
     await set_tracks(conn, values["id"], sound_ids)
 
 
-async def set_tracks(conn: AsyncConnection, playlist_id: UUID, sound_ids: Sequence[UUID]) -> None:
+async def set_tracks(conn: Connection, playlist_id: UUID, sound_ids: Sequence[UUID]) -> None:
     """Replace a playlist's tracks by `sound_ids`, in that order."""
     await conn.execute(delete(playlist_sounds).where(playlist_sounds.c.playlist_id == playlist_id))
     if sound_ids:
@@ -90,13 +90,13 @@ async def set_tracks(conn: AsyncConnection, playlist_id: UUID, sound_ids: Sequen
         await conn.execute(insert(playlist_sounds), rows)
 
 
-async def get_playlist(conn: AsyncConnection, playlist_id: UUID) -> RowMapping | None:
+async def get_playlist(conn: Connection, playlist_id: UUID) -> RowMapping | None:
     query = select(playlists).where(playlists.c.id == playlist_id)
     return (await conn.execute(query)).mappings().first()
 
 
 async def list_playlists(
-    conn: AsyncConnection, owner: str | None, *, limit: int, offset: int
+    conn: Connection, owner: str | None, *, limit: int, offset: int
 ) -> tuple[list[RowMapping], int]:
     """A page of playlists (of `owner`, or anyone's when None), newest first, and the total."""
     where = [] if owner is None else [playlists.c.owner == owner]
@@ -112,9 +112,7 @@ async def list_playlists(
     return list((await conn.execute(page)).mappings()), int(total or 0)
 
 
-async def tracks(
-    conn: AsyncConnection, playlist_ids: Sequence[UUID]
-) -> dict[UUID, list[RowMapping]]:
+async def tracks(conn: Connection, playlist_ids: Sequence[UUID]) -> dict[UUID, list[RowMapping]]:
     """The sounds of each playlist, in playlist order (a gap left by a deleted sound closes)."""
     found: dict[UUID, list[RowMapping]] = {playlist_id: [] for playlist_id in playlist_ids}
     if not playlist_ids:
@@ -130,25 +128,23 @@ async def tracks(
     return found
 
 
-async def update_playlist(
-    conn: AsyncConnection, playlist_id: UUID, values: Mapping[str, Any]
-) -> None:
+async def update_playlist(conn: Connection, playlist_id: UUID, values: Mapping[str, Any]) -> None:
     query = update(playlists).where(playlists.c.id == playlist_id).values(**values)
     await conn.execute(query)
 
 
-async def delete_playlist(conn: AsyncConnection, playlist_id: UUID) -> None:
+async def delete_playlist(conn: Connection, playlist_id: UUID) -> None:
     await conn.execute(delete(playlist_sounds).where(playlist_sounds.c.playlist_id == playlist_id))
     await conn.execute(delete(playlists).where(playlists.c.id == playlist_id))
 
 
-async def playlists_with(conn: AsyncConnection, sound_id: UUID) -> list[UUID]:
+async def playlists_with(conn: Connection, sound_id: UUID) -> list[UUID]:
     query = select(playlist_sounds.c.playlist_id).where(playlist_sounds.c.sound_id == sound_id)
     return sorted(set((await conn.execute(query)).scalars()))
 
 
 async def tasks_playing(
-    conn: AsyncConnection, *, sound_id: UUID | None = None, playlist_ids: Sequence[UUID] = ()
+    conn: Connection, *, sound_id: UUID | None = None, playlist_ids: Sequence[UUID] = ()
 ) -> list[RowMapping]:
     """Pending and running tasks that name `sound_id` (play_sound) or one of `playlist_ids`
     (play_playlist). Ids are compared as text, as the task's JSON parameters hold them."""
@@ -175,7 +171,7 @@ async def tasks_playing(
     return list((await conn.execute(query)).mappings())
 
 
-async def scheduled_plays(conn: AsyncConnection, before: datetime) -> list[RowMapping]:
+async def scheduled_plays(conn: Connection, before: datetime) -> list[RowMapping]:
     """Pending one-shot play tasks due before `before`: the candidates of a conflict."""
     query = select(
         tasks.c.id, tasks.c.name, tasks.c.operation, tasks.c.operation_parameters, tasks.c.next_at
@@ -193,7 +189,7 @@ async def scheduled_plays(conn: AsyncConnection, before: datetime) -> list[RowMa
 
 
 async def reserve(
-    conn: AsyncConnection,
+    conn: Connection,
     user_id: str,
     run_id: UUID,
     task_id: UUID,
@@ -217,9 +213,7 @@ async def reserve(
     return paid
 
 
-async def refund(
-    conn: AsyncConnection, user_id: str, run_id: UUID, credits: int, now: datetime
-) -> None:
+async def refund(conn: Connection, user_id: str, run_id: UUID, credits: int, now: datetime) -> None:
     """Give back `credits` of what run `run_id` took from `user_id` (sounds it did not play)."""
     if credits <= 0:
         return
@@ -237,7 +231,7 @@ async def refund(
 
 
 async def _move(
-    conn: AsyncConnection,
+    conn: Connection,
     user_id: str,
     run_id: UUID,
     task_id: UUID | None,

@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from onair.engine import transitions
 from onair.engine.models import Record, Status
 from onair.errors import OnairError, TaskExists, UnknownDependency
 from onair.store import queries
+from onair.store.database import Connection
 
 BATCH = 500
 """Tasks written in one transaction at most."""
@@ -41,9 +40,7 @@ Outcome = Record | OnairError
 """What became of a prepared task: its row as stored, or why it was refused."""
 
 
-async def insert(
-    conn: AsyncConnection, batch: Sequence[Prepared], *, atomic: bool
-) -> list[Outcome]:
+async def insert(conn: Connection, batch: Sequence[Prepared], *, atomic: bool) -> list[Outcome]:
     """Store `batch` in the caller's transaction, in order. A task refused (unknown dependency,
     id taken) raises at once when `atomic`, so that the caller rolls everything back; otherwise
     it is left out and its error returned in its place."""
@@ -89,7 +86,7 @@ def _admitted(item: Prepared, states: dict[Any, tuple[str, Any]]) -> dict[str, A
     return row
 
 
-async def _insert_chosen(conn: AsyncConnection, row: Record) -> None:
+async def _insert_chosen(conn: Connection, row: Record) -> None:
     try:
         await queries.insert_task(conn, row, [], may_exist=True)
     except queries.Duplicate:

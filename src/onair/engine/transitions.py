@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onair.engine.conditions import Condition, parse_condition
 from onair.engine.events import Event
@@ -25,6 +24,7 @@ from onair.engine.policies import Policy, decide
 from onair.engine.registry import Registry
 from onair.engine.triggers import OneShot, Trigger
 from onair.store import queries
+from onair.store.database import Connection
 from onair.store.schema import new_id
 
 ACTIVE = (Status.PENDING.value, Status.RUNNING.value)
@@ -91,7 +91,7 @@ def failure(operation: str, message: str) -> str:
 
 
 async def claim(
-    conn: AsyncConnection,
+    conn: Connection,
     rules: Rules,
     node: str,
     now: datetime,
@@ -137,7 +137,7 @@ async def claim(
 
 
 async def _claim_one(
-    conn: AsyncConnection,
+    conn: Connection,
     rules: Rules,
     row: RowMapping,
     node: str,
@@ -224,7 +224,7 @@ def _start(
 
 
 async def _replace_runs(
-    conn: AsyncConnection, task_id: UUID, now: datetime, due: datetime
+    conn: Connection, task_id: UUID, now: datetime, due: datetime
 ) -> list[UUID]:
     """End the task's runs in progress as cancelled, for the run due at `due`."""
     replaced = []
@@ -237,7 +237,7 @@ async def _replace_runs(
 
 
 async def _record_missed(
-    conn: AsyncConnection,
+    conn: Connection,
     row: RowMapping,
     node: str,
     now: datetime,
@@ -266,14 +266,12 @@ async def _record_missed(
     )
 
 
-async def _dependency_results(conn: AsyncConnection, rows: Sequence[RowMapping]) -> dict[UUID, Any]:
+async def _dependency_results(conn: Connection, rows: Sequence[RowMapping]) -> dict[UUID, Any]:
     ids = {UUID(str(i)) for row in rows for i in row["dependencies"].values()}
     return {id_: result for id_, (_, result) in (await queries.task_states(conn, ids)).items()}
 
 
-async def end_runs(
-    conn: AsyncConnection, rules: Rules, ended: Iterable[Ended], now: datetime
-) -> None:
+async def end_runs(conn: Connection, rules: Rules, ended: Iterable[Ended], now: datetime) -> None:
     """Record the ends of runs and move their tasks on: the next occurrence, a retry after the
     policy's backoff, or a final status (which settles the tasks waiting for them).
 
@@ -352,7 +350,7 @@ def _after_run(
     }
 
 
-async def cancel(conn: AsyncConnection, task_id: UUID, now: datetime) -> RowMapping | None:
+async def cancel(conn: Connection, task_id: UUID, now: datetime) -> RowMapping | None:
     """Cancel a pending or running task and the runs it has in progress. Returns the task as
     it was, or None when it does not exist; the caller checks the status first."""
     row = await queries.get_task(conn, task_id, lock=True)
@@ -381,7 +379,7 @@ async def cancel(conn: AsyncConnection, task_id: UUID, now: datetime) -> RowMapp
     return row
 
 
-async def settle_dependents(conn: AsyncConnection, finished: Iterable[UUID], now: datetime) -> None:
+async def settle_dependents(conn: Connection, finished: Iterable[UUID], now: datetime) -> None:
     """Move on the tasks that wait for `finished` tasks: a dependent whose dependencies have
     all completed becomes due; one with a failed or cancelled dependency fails, and so on down
     the chain."""
@@ -423,7 +421,7 @@ def unmet_dependency(ids: Sequence[UUID], states: Mapping[UUID, tuple[str, Any]]
     return None
 
 
-async def recover(conn: AsyncConnection, rules: Rules, now: datetime, limit: int) -> int:
+async def recover(conn: Connection, rules: Rules, now: datetime, limit: int) -> int:
     """End the runs of nodes whose lease expired as `interrupted`; their tasks are retried or
     failed by their policy. Returns how many runs were recovered."""
     orphans = await queries.orphaned_runs(conn, now, limit)

@@ -20,8 +20,6 @@ from datetime import datetime, timedelta
 from itertools import chain
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from onair.config import EngineSettings
 from onair.engine import transitions
 from onair.engine.events import Event, Events
@@ -30,7 +28,7 @@ from onair.engine.registry import Registry, RunContext
 from onair.engine.transitions import Claimed, Ended, Rules
 from onair.errors import OnairError
 from onair.store import queries
-from onair.store.database import Store
+from onair.store.database import Connection, Store
 from onair.timeutil import Alarms, Clock, trusted
 
 log = logging.getLogger("onair.engine")
@@ -259,7 +257,7 @@ class Worker:
         now = now or self.clock.now()
         return instant - now <= self.settings.lookahead + MAX_LEAD
 
-    async def _lead_for(self, conn: AsyncConnection, earliest: datetime) -> timedelta:
+    async def _lead_for(self, conn: Connection, earliest: datetime) -> timedelta:
         """How long before `earliest` to claim: the lookahead, plus the time claiming takes
         at the measured cost per run for as many as are due within the lookahead after it.
         A burst of runs due at one instant is thus claimed in full before it, not from it."""

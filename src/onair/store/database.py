@@ -19,10 +19,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection as SyncConnection
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from onair.store import schema, sqlite
 
@@ -33,58 +34,66 @@ CHANNEL = "onair"
 """The NOTIFY channel; payloads are `due <iso instant>` or `cancel <task id>`."""
 
 
-def async_url(url: str) -> str:
-    """`url` with the async dialect onair uses (`sqlite+aiosqlite`, `postgresql+asyncpg`)."""
+Connection = AsyncConnection | sqlite.InlineConnection
+"""What `Store.connect()` lends: the awaitable connection `queries.py` is written against."""
+
+
+def database_url(url: str) -> str:
+    """`url` with the dialect onair uses: `sqlite` (Python's own driver, run inline) or
+    `postgresql+asyncpg`."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
-    if backend == "postgres":
-        backend = "postgresql"
-    driver = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}[backend]
-    return parsed.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
+    if backend in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    else:
+        parsed = parsed.set(drivername="sqlite")
+    return parsed.render_as_string(hide_password=False)
 
 
 class Store:
     """The database behind every node. Use as `async with Store(url) as store:`."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.url = async_url(url)
+        self.url = database_url(url)
         self.dialect = make_url(self.url).get_backend_name()
-        self.engine: AsyncEngine = self._create_engine(pool_size)
+        self._pool: AsyncEngine | None = None
         self._listener: Any = None
         self._checkpointer: sqlite.Checkpointer | None = None
-        self._connection: AsyncConnection | None = None
+        self._connection: sqlite.InlineConnection | None = None
         self._turn = asyncio.Lock()
-
-    def _create_engine(self, pool_size: int) -> AsyncEngine:
         if self.dialect == "sqlite":
-            database = make_url(self.url).database or ":memory:"
-            on_disk = database != ":memory:"
-            if on_disk:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(
+            self.sync_engine = self._sqlite_engine()
+        else:
+            self._pool = create_async_engine(
                 self.url,
-                async_creator=sqlite.connector(database),
-                pool_size=1,
-                max_overflow=0,
-                pool_timeout=60,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
                 json_serializer=schema.dumps,
                 json_deserializer=schema.loads,
             )
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(engine.sync_engine, "begin", _sqlite_begin)
-            if on_disk:
-                self._checkpointer = sqlite.Checkpointer(database)
-                checkpointer = self._checkpointer
-                event.listen(engine.sync_engine, "commit", lambda _: checkpointer.committed())
-            return engine
-        return create_async_engine(
+            self.sync_engine = self._pool.sync_engine
+
+    def _sqlite_engine(self) -> Engine:
+        database = make_url(self.url).database or ":memory:"
+        on_disk = database != ":memory:"
+        if on_disk:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # No pool: `connect()` keeps its one connection open for the life of the store.
+        engine = create_engine(
             self.url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_pre_ping=True,
+            creator=sqlite.connector(database),
+            poolclass=NullPool,
             json_serializer=schema.dumps,
             json_deserializer=schema.loads,
         )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        if on_disk:
+            self._checkpointer = sqlite.Checkpointer(database)
+            checkpointer = self._checkpointer
+            event.listen(engine, "commit", lambda _: checkpointer.committed())
+        return engine
 
     async def __aenter__(self) -> Store:
         return self
@@ -97,29 +106,34 @@ class Store:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
-        await self.engine.dispose()
+        if self._pool is not None:
+            await self._pool.dispose()
+        self.sync_engine.dispose()
         if self._checkpointer is not None:
             checkpointer, self._checkpointer = self._checkpointer, None
             await asyncio.to_thread(checkpointer.close)
 
     @contextlib.asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
+    async def connect(self) -> AsyncIterator[Connection]:
         """A connection for the block, outside any transaction.
 
         On SQLite it is always the same one, kept open and lent to one block at a time: this
-        process is the only writer anyway, and checking a connection out of a pool and back
-        costs more than most of onair's transactions."""
-        if self.dialect != "sqlite":
-            async with self.engine.connect() as connection:
-                yield connection
+        process is the only writer anyway, and opening a connection costs more than most of
+        onair's transactions."""
+        if self._pool is not None:
+            async with self._pool.connect() as pooled:
+                yield pooled
             return
         async with self._turn:
-            if self._connection is None or self._connection.invalidated:
-                self._connection = await self.engine.connect()
+            if self._connection is not None and self._connection.invalidated:
+                dead, self._connection = self._connection, None
+                await dead.close()
+            if self._connection is None:
+                self._connection = sqlite.InlineConnection(self.sync_engine.connect())
             yield self._connection
 
     @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self) -> AsyncIterator[Connection]:
         """A connection in a transaction, committed when the block ends without error."""
         async with self.connect() as connection, connection.begin():
             yield connection
@@ -139,11 +153,11 @@ class Store:
         when the connection dies), so at most one node at a time gets True. On SQLite this
         process is the only node: always True.
         """
-        if self.dialect != "postgresql":
+        if self._pool is None:
             yield True
             return
         key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
-        async with self.engine.connect() as connection:
+        async with self._pool.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             lock, unlock = "SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
             held = bool(await connection.scalar(text(lock), {"key": key}))
@@ -163,7 +177,7 @@ class Store:
         process is the only node)."""
         return self.dialect == "postgresql"
 
-    async def notify(self, connection: AsyncConnection, payloads: Iterable[str]) -> None:
+    async def notify(self, connection: Connection, payloads: Iterable[str]) -> None:
         """Tell the other nodes `payloads` once `connection`'s transaction commits. `payloads`
         is read only when there are other nodes (`signals`), so a generator of costly
         payloads costs nothing on SQLite."""
@@ -215,7 +229,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
-def _sqlite_begin(connection: Connection) -> None:
+def _sqlite_begin(connection: SyncConnection) -> None:
     # Straight to the driver: through `exec_driver_sql`, SQLAlchemy's statement machinery
     # would cost more than the BEGIN itself, in every transaction.
     cursor = connection.connection.cursor()
@@ -223,14 +237,14 @@ def _sqlite_begin(connection: Connection) -> None:
     cursor.close()
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: SyncConnection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: SyncConnection) -> None:
     if connection.dialect.name == "postgresql":
         # Held to the end of the transaction, so two nodes never migrate at the same time.
         connection.execute(text("SELECT pg_advisory_xact_lock(4242)"))

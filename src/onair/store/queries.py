@@ -21,9 +21,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
+from onair.store.database import Connection
 from onair.store.schema import nodes, runs, task_dependencies, tasks
 
 FINISHED = ("cancelled", "failed", "completed")
@@ -53,7 +53,7 @@ _PLANS: dict[tuple[UpdateBase, str, tuple[str, ...]], tuple[str, Encoder]] = {}
 
 
 async def execute_many(
-    conn: AsyncConnection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
+    conn: Connection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """`conn.execute(statement, rows)`: one executemany, with the columns the first row
     gives (the others take their defaults); every row gives the same.
@@ -96,7 +96,7 @@ class Duplicate(Exception):
 
 
 async def insert_task(
-    conn: AsyncConnection,
+    conn: Connection,
     values: Mapping[str, Any],
     dependencies: Sequence[Mapping[str, Any]],
     *,
@@ -120,7 +120,7 @@ async def insert_task(
 
 
 async def insert_tasks(
-    conn: AsyncConnection,
+    conn: Connection,
     rows: Sequence[Mapping[str, Any]],
     dependencies: Sequence[Mapping[str, Any]],
 ) -> None:
@@ -144,16 +144,14 @@ RUN_PAGE = (
 COUNT_RUNS = select(func.count()).select_from(runs).where(runs.c.task_id == bindparam("task_id"))
 
 
-async def get_task(
-    conn: AsyncConnection, task_id: UUID, *, lock: bool = False
-) -> RowMapping | None:
+async def get_task(conn: Connection, task_id: UUID, *, lock: bool = False) -> RowMapping | None:
     """One task by id; `lock` holds its row until the transaction ends (PostgreSQL)."""
     query = GET_TASK_LOCKED if lock else GET_TASK
     return (await conn.execute(query, {"id": task_id})).mappings().first()
 
 
 async def get_tasks(
-    conn: AsyncConnection, ids: Iterable[UUID], *, lock: bool = False
+    conn: Connection, ids: Iterable[UUID], *, lock: bool = False
 ) -> list[RowMapping]:
     """Tasks by id, in id order; `lock` holds their rows until the transaction ends."""
     ids = sorted(set(ids))
@@ -165,7 +163,7 @@ async def get_tasks(
     return list((await conn.execute(query)).mappings())
 
 
-async def update_tasks(conn: AsyncConnection, changes: Mapping[UUID, Mapping[str, Any]]) -> None:
+async def update_tasks(conn: Connection, changes: Mapping[UUID, Mapping[str, Any]]) -> None:
     """Change many tasks, one statement per set of changed columns (executemany)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for task_id, values in changes.items():
@@ -182,7 +180,7 @@ async def update_tasks(conn: AsyncConnection, changes: Mapping[UUID, Mapping[str
 
 
 async def task_states(
-    conn: AsyncConnection, ids: Iterable[UUID], *, lock: bool = False
+    conn: Connection, ids: Iterable[UUID], *, lock: bool = False
 ) -> dict[UUID, tuple[str, Any]]:
     """`{id: (status, result)}` for those of `ids` that exist; `lock` holds their rows (in id
     order) until the transaction ends, so that their status cannot change meanwhile."""
@@ -195,13 +193,13 @@ async def task_states(
     return {row.id: (row.status, row.result) for row in await conn.execute(query)}
 
 
-async def task_index(conn: AsyncConnection) -> list[tuple[UUID, str]]:
+async def task_index(conn: Connection) -> list[tuple[UUID, str]]:
     """Every task's id and status."""
     return [(row.id, row.status) for row in await conn.execute(select(tasks.c.id, tasks.c.status))]
 
 
 async def list_tasks(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     owner: str | None = None,
     any_owner: bool = True,
@@ -271,18 +269,18 @@ CLAIM_DUE = (
 """What a claim reads of a task: what decides and starts its next run, not its last outcome."""
 
 
-async def earliest_due(conn: AsyncConnection) -> datetime | None:
+async def earliest_due(conn: Connection) -> datetime | None:
     """The earliest instant at which any task must be acted on."""
     earliest: datetime | None = (await conn.execute(EARLIEST_DUE)).scalar_one()
     return earliest
 
 
-async def count_due(conn: AsyncConnection, horizon: datetime, cap: int) -> int:
+async def count_due(conn: Connection, horizon: datetime, cap: int) -> int:
     """How many tasks are due by `horizon`, counted up to `cap` (from the `due_at` index)."""
     return int((await conn.execute(COUNT_DUE, {"horizon": horizon, "cap": cap})).scalar_one())
 
 
-async def claim_due(conn: AsyncConnection, horizon: datetime, limit: int) -> list[RowMapping]:
+async def claim_due(conn: Connection, horizon: datetime, limit: int) -> list[RowMapping]:
     """Lock up to `limit` tasks due by `horizon`, earliest first, skipping rows another node
     holds (PostgreSQL; SQLite has a single writer)."""
     result = await conn.execute(CLAIM_DUE, {"horizon": horizon, "limit": limit})
@@ -290,7 +288,7 @@ async def claim_due(conn: AsyncConnection, horizon: datetime, limit: int) -> lis
 
 
 async def update_task(
-    conn: AsyncConnection,
+    conn: Connection,
     task_id: UUID,
     values: Mapping[str, Any],
     *,
@@ -304,12 +302,12 @@ async def update_task(
     return (await conn.execute(query)).rowcount == 1
 
 
-async def insert_runs(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+async def insert_runs(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Add runs; each row gives every column."""
     await execute_many(conn, INSERT_RUN, rows)
 
 
-async def unfinished(conn: AsyncConnection, run_ids: Iterable[UUID]) -> set[UUID]:
+async def unfinished(conn: Connection, run_ids: Iterable[UUID]) -> set[UUID]:
     """Those of `run_ids` that have no outcome yet."""
     ids = list(run_ids)
     if not ids:
@@ -318,25 +316,25 @@ async def unfinished(conn: AsyncConnection, run_ids: Iterable[UUID]) -> set[UUID
     return set((await conn.execute(query)).scalars())
 
 
-async def finish_runs(conn: AsyncConnection, ends: Sequence[Mapping[str, Any]]) -> None:
+async def finish_runs(conn: Connection, ends: Sequence[Mapping[str, Any]]) -> None:
     """Record how many runs ended, in one executemany; each mapping has `run_id` and the
     columns `started_at`, `finished_at`, `outcome`, `result`, `error`."""
     await execute_many(conn, FINISH_RUN, ends)
 
 
-async def finish_run(conn: AsyncConnection, run_id: UUID, values: Mapping[str, Any]) -> bool:
+async def finish_run(conn: Connection, run_id: UUID, values: Mapping[str, Any]) -> bool:
     """Record how a run ended, unless it already has an outcome (a cancel got there first)."""
     query = update(runs).where(runs.c.id == run_id, runs.c.outcome.is_(None)).values(**values)
     return (await conn.execute(query)).rowcount == 1
 
 
-async def unfinished_runs(conn: AsyncConnection, task_id: UUID) -> list[RowMapping]:
+async def unfinished_runs(conn: Connection, task_id: UUID) -> list[RowMapping]:
     query = select(runs).where(runs.c.task_id == task_id, runs.c.outcome.is_(None))
     return list((await conn.execute(query)).mappings())
 
 
 async def list_runs(
-    conn: AsyncConnection, task_id: UUID, *, limit: int, offset: int, count: bool = True
+    conn: Connection, task_id: UUID, *, limit: int, offset: int, count: bool = True
 ) -> tuple[list[RowMapping], int]:
     """A page of a task's runs, newest first, and how many it has (-1 unless `count`)."""
     total = -1
@@ -346,7 +344,7 @@ async def list_runs(
     return list(page.mappings()), total
 
 
-async def dependents(conn: AsyncConnection, ids: Iterable[UUID]) -> list[UUID]:
+async def dependents(conn: Connection, ids: Iterable[UUID]) -> list[UUID]:
     """Tasks waiting for any of `ids`: pending, with no due instant until their dependencies
     have settled."""
     ids = list(ids)
@@ -365,9 +363,7 @@ async def dependents(conn: AsyncConnection, ids: Iterable[UUID]) -> list[UUID]:
     return list((await conn.execute(query)).scalars())
 
 
-async def removable(
-    conn: AsyncConnection, finished_before: datetime | None, limit: int
-) -> list[UUID]:
+async def removable(conn: Connection, finished_before: datetime | None, limit: int) -> list[UUID]:
     """Finished tasks (before `finished_before`, if given) that no task depends on."""
     query = select(tasks.c.id).where(
         tasks.c.status.in_(FINISHED),
@@ -378,7 +374,7 @@ async def removable(
     return list((await conn.execute(query.limit(limit))).scalars())
 
 
-async def delete_tasks(conn: AsyncConnection, ids: Sequence[UUID]) -> None:
+async def delete_tasks(conn: Connection, ids: Sequence[UUID]) -> None:
     """Delete tasks with their runs and their edges to their own dependencies."""
     if ids:
         await conn.execute(delete(runs).where(runs.c.task_id.in_(ids)))
@@ -386,7 +382,7 @@ async def delete_tasks(conn: AsyncConnection, ids: Sequence[UUID]) -> None:
         await conn.execute(delete(tasks).where(tasks.c.id.in_(ids)))
 
 
-async def prune_runs(conn: AsyncConnection, finished_before: datetime, limit: int) -> int:
+async def prune_runs(conn: Connection, finished_before: datetime, limit: int) -> int:
     """Delete up to `limit` finished runs that ended before `finished_before`."""
     old = select(runs.c.id).where(runs.c.finished_at < finished_before).limit(limit)
     ids = list((await conn.execute(old)).scalars())
@@ -395,21 +391,21 @@ async def prune_runs(conn: AsyncConnection, finished_before: datetime, limit: in
     return len(ids)
 
 
-async def add_node(conn: AsyncConnection, name: str, now: datetime, expires: datetime) -> None:
+async def add_node(conn: Connection, name: str, now: datetime, expires: datetime) -> None:
     await conn.execute(insert(nodes).values(name=name, started_at=now, expires_at=expires))
 
 
-async def extend_node(conn: AsyncConnection, name: str, expires: datetime) -> bool:
+async def extend_node(conn: Connection, name: str, expires: datetime) -> bool:
     """Push this node's lease to `expires`; False if the node was declared dead meanwhile."""
     query = update(nodes).where(nodes.c.name == name).values(expires_at=expires)
     return (await conn.execute(query)).rowcount == 1
 
 
-async def remove_node(conn: AsyncConnection, name: str) -> None:
+async def remove_node(conn: Connection, name: str) -> None:
     await conn.execute(delete(nodes).where(nodes.c.name == name))
 
 
-async def orphaned_runs(conn: AsyncConnection, now: datetime, limit: int) -> list[RowMapping]:
+async def orphaned_runs(conn: Connection, now: datetime, limit: int) -> list[RowMapping]:
     """Unfinished runs whose node's lease has expired (or whose node is gone). Not locked:
     the caller ends them through `finish_run`, which only changes a run still unfinished."""
     alive = select(nodes.c.name).where(nodes.c.expires_at > now)
@@ -417,7 +413,7 @@ async def orphaned_runs(conn: AsyncConnection, now: datetime, limit: int) -> lis
     return list((await conn.execute(query)).mappings())
 
 
-async def remove_dead_nodes(conn: AsyncConnection, now: datetime) -> None:
+async def remove_dead_nodes(conn: Connection, now: datetime) -> None:
     """Forget nodes whose lease expired and that hold no unfinished run."""
     holding = select(runs.c.node).where(runs.c.outcome.is_(None))
     await conn.execute(delete(nodes).where(nodes.c.expires_at <= now, nodes.c.name.not_in(holding)))
