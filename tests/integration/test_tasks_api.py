@@ -155,6 +155,14 @@ async def test_malformed_json_and_wrong_method(client: httpx.AsyncClient) -> Non
     )
     assert response.status_code == 400
     assert response.json()["detail"].startswith("JSON is malformed")
+    for path in ("/tasks", "/tasks/clean", "/tasks/preview"):
+        response = await client.post(path)
+        assert response.status_code == 400, path
+        assert response.json() == {
+            "status_code": 400,
+            "detail": f"Validation failed for POST {path}",
+            "extra": [{"message": "Field required"}],
+        }
     response = await client.get("/tasks/clean")
     assert response.status_code == 405
     assert response.json() == {"status_code": 405, "detail": "Method Not Allowed"}
