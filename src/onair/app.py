@@ -142,7 +142,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.authenticator.warn_if_insecure()
             yield
 
-    return create_api(lifespan)
+    limits = services.settings
+    return create_api(
+        lifespan,
+        max_body_size=limits.server.max_body_size,
+        larger_bodies={"/api/v1/sounds": limits.audio.max_upload_size},
+    )
 
 
 class _JsonFormatter(logging.Formatter):

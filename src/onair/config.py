@@ -23,6 +23,14 @@ class ServerSettings(BaseModel):
         "127.0.0.1",
         description="Proxies whose X-Forwarded-* headers are trusted (forwarded_allow_ips).",
     )
+    max_body_size: int = Field(
+        1 << 20,
+        ge=1,
+        description=(
+            "Largest request body accepted, in bytes; a larger one gets 413 and nothing of it "
+            "is kept (uploads of sounds: `audio.max_upload_size`)."
+        ),
+    )
     shutdown_grace: timedelta = Field(
         timedelta(seconds=3),
         description=(
@@ -239,6 +247,11 @@ class AudioSettings(BaseModel):
         1, ge=0, description="Credits a user's task spends per sound it plays (system tasks: 0)."
     )
     media_dir: Path = Field(Path("data/media"), description="Where uploaded sounds are kept.")
+    max_upload_size: int = Field(
+        1 << 30,
+        ge=1,
+        description="Largest upload of a sound (`/api/v1/sounds`), in bytes; larger: 413.",
+    )
     seed: int | None = Field(
         None,
         description=(

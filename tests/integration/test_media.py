@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -305,3 +306,60 @@ async def test_the_cli_imports_a_folder(
     assert found["two.ogg"]["duration_seconds"] == pytest.approx(1.0, abs=0.03)
     assert (found["two.ogg"]["format"], found["two.ogg"]["channels"]) == ("ogg", 2)
     assert all(s["user_id"] == bob for s in page["sounds"])
+
+
+async def test_bodies_over_the_limits_are_refused_before_they_are_kept(
+    start_server: Callable[..., Server], database_url: str, tmp_path: Path
+) -> None:
+    """`audio.max_upload_size` bounds the media library's bodies, `server.max_body_size` the
+    rest; over them: 413 in each surface's error shape, and nothing is kept."""
+    server = start_server(
+        database_url, ONAIR__AUDIO__MAX_UPLOAD_SIZE="100000", ONAIR__SERVER__MAX_BODY_SIZE="2000"
+    )
+    alice = cookie(someone())
+    big = tone(tmp_path / "big.wav", 2.0)  # 176 kB
+    small = tone(tmp_path / "small.wav", 0.5, rate=8000)  # 8 kB: over 2,000, under 100,000
+    over = "The request body is over {} bytes."
+    async with server.client() as client:
+        response = await client.post(
+            "/api/v1/sounds", headers=alice, files={"file": ("big.wav", big.read_bytes())}
+        )
+        assert response.status_code == 413, response.text
+        assert response.json() == {"detail": over.format(100000)}
+
+        # Sent in chunks, without a Content-Length: cut off once past the limit.
+        boundary = "onair-test-boundary"
+        multipart = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"'
+                "\r\nContent-Type: audio/wav\r\n\r\n"
+            ).encode()
+            + big.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(multipart), 16384):
+                yield multipart[start : start + 16384]
+
+        response = await client.post(
+            "/api/v1/sounds",
+            headers=alice | {"content-type": f"multipart/form-data; boundary={boundary}"},
+            content=chunks(),
+        )
+        assert response.status_code == 413, response.text
+        assert response.json() == {"detail": over.format(100000)}
+
+        accepted = await upload(client, alice, small)
+        page = (await client.get("/api/v1/sounds", headers=alice)).json()
+        assert [s["id"] for s in page["sounds"]] == [accepted["id"]]
+        kept = sorted(p.name for p in (tmp_path / "data" / "media").iterdir())
+        assert kept == [f"{accepted['id']}.wav"]  # no trace of the refused uploads
+
+        response = await play_task(client, alice, {"sound_id": accepted["id"], "x": "y" * 3000})
+        assert response.status_code == 413, response.text
+        assert response.json() == {"detail": over.format(2000)}
+
+        response = await client.post("/tasks", content=b'{"operation": "' + b"x" * 3000 + b'"}')
+        assert response.status_code == 413, response.text
+        assert response.json() == {"status_code": 413, "detail": over.format(2000)}

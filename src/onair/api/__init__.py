@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onair.api import (
     events,
@@ -37,10 +38,48 @@ class StripTrailingSlash:
         await self.app(scope, receive, send)
 
 
+class BodyLimit:
+    """413 for a request body over `limit` bytes (under a path prefix of `larger`: its
+    limit). It is raised as an `HTTPException` from the body's first read when the
+    Content-Length says so, else from the read that goes over (a chunked body), so each
+    surface answers it in its own error shape and nothing of the body is kept. Starlette's
+    own limiter answers in plain text whatever the application sends."""
+
+    def __init__(self, app: ASGIApp, limit: int, larger: Mapping[str, int]) -> None:
+        self.app, self.limit, self.larger = app, limit, larger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        limit = next((n for p, n in self.larger.items() if path.startswith(p)), self.limit)
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        received = int(declared) if declared.isdigit() else 0
+
+        async def limited() -> Message:
+            nonlocal received
+            if received > limit:
+                raise HTTPException(413, f"The request body is over {limit} bytes.")
+            message = await receive()
+            if not declared and message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"The request body is over {limit} bytes.")
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def create_api(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    *,
+    max_body_size: int = 1 << 20,
+    larger_bodies: Mapping[str, int] | None = None,
 ) -> FastAPI:
-    """The application with both surfaces; `lifespan` provides `app.state.engine`."""
+    """The application with both surfaces; `lifespan` provides `app.state.engine`. Request
+    bodies over `max_body_size` bytes get 413 (under a path prefix of `larger_bodies`: over
+    its limit)."""
     app = FastAPI(
         title="onair",
         summary="The scheduler for radio stations and audio platforms.",
@@ -66,6 +105,7 @@ def create_api(
             app, scheduler.router, preview.user_router, events.user_router, media.router
         ),
     )
+    app.add_middleware(BodyLimit, limit=max_body_size, larger=larger_bodies or {})
     app.add_middleware(StripTrailingSlash)
     _documentation_last(app)
     return app
