@@ -106,7 +106,8 @@ class TasksRoute(APIRoute):
                     [e | {"loc": ("body", *e["loc"])} for e in errors], body=raw
                 ) from None
             result = await endpoint(**{body_name: value, request_name: request})
-            return Response(answer.dump_json(result), status, media_type="application/json")
+            content = answer.dump_json(result, by_alias=True)  # as FastAPI writes models
+            return Response(content, status, media_type="application/json")
 
         return json_body
 
