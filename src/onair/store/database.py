@@ -108,7 +108,8 @@ class Store:
             await connection.close()
         if self._pool is not None:
             await self._pool.dispose()
-        self.sync_engine.dispose()
+        else:
+            self.sync_engine.dispose()
         if self._checkpointer is not None:
             checkpointer, self._checkpointer = self._checkpointer, None
             await asyncio.to_thread(checkpointer.close)
