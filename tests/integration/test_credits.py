@@ -31,14 +31,16 @@ def accounts(store: Store) -> Accounts:
     return Accounts(store, PLAN)
 
 
-def context(run_id: uuid.UUID | None = None) -> RunContext:
+def context(task_id: uuid.UUID | None = None, occurrence: int = 1) -> RunContext:
+    """A new run (its own id) of occurrence `occurrence` of task `task_id` (default: new)."""
     return RunContext(
-        task_id=uuid.uuid4(),
-        run_id=run_id or uuid.uuid4(),
+        task_id=task_id or uuid.uuid4(),
+        run_id=uuid.uuid4(),
         due=datetime.now(UTC),
         attempt=1,
         owner=None,
         clock=SystemClock(),
+        occurrence=occurrence,
     )
 
 
@@ -85,15 +87,15 @@ async def test_recharge_is_capped_and_recorded(accounts: Accounts) -> None:
     assert [t.balance for t in page] == [250, 250, 200]
 
 
-async def test_a_run_credits_each_user_once(accounts: Accounts) -> None:
+async def test_an_occurrence_credits_each_user_once(accounts: Accounts) -> None:
     await accounts.ensure(Principal("alice", Role.USER))
-    run = uuid.uuid4()
-    first = await accounts.recharge(run)
+    occurrence = uuid.uuid4()
+    first = await accounts.recharge(occurrence)
     assert [(t.user_id, t.amount) for t in first] == [("alice", 100)]
-    assert await accounts.recharge(run) == []
+    assert await accounts.recharge(occurrence) == []
     await accounts.ensure(Principal("bob", Role.USER))
-    # The same run again reaches only the user it has not credited yet.
-    assert [(t.user_id, t.amount) for t in await accounts.recharge(run)] == [("bob", 100)]
+    # The same occurrence again reaches only the user it has not credited yet.
+    assert [(t.user_id, t.amount) for t in await accounts.recharge(occurrence)] == [("bob", 100)]
     alice = await accounts.get("alice")
     assert alice is not None
     assert alice.credits == 200
@@ -123,14 +125,20 @@ async def test_recharge_of_everyone_crosses_pages(accounts: Accounts) -> None:
     assert {t.balance for t in recorded} == {200}
 
 
-async def test_the_operation_is_idempotent_per_run(accounts: Accounts) -> None:
+async def test_the_operation_is_idempotent_per_occurrence(accounts: Accounts) -> None:
+    """A retry, or a run interrupted after its commit and run again, is another run of the
+    same occurrence: it credits nobody twice. The next occurrence recharges."""
     await accounts.ensure(Principal("alice", Role.USER))
     operation = CreditRecharge(accounts)
-    run = context()
+    task = uuid.uuid4()
     everyone = CreditRechargeParameters()
-    assert await operation.run(everyone, {}, run) == {"users": 1, "credits": 100}
-    assert await operation.run(everyone, {}, run) == {"users": 0, "credits": 0}
-    assert await operation.run(everyone, {}, context()) == {"users": 1, "credits": 50}
+    assert await operation.run(everyone, {}, context(task)) == {"users": 1, "credits": 100}
+    assert await operation.run(everyone, {}, context(task)) == {"users": 0, "credits": 0}
+    assert await operation.run(everyone, {}, context(task, 2)) == {"users": 1, "credits": 50}
+    assert await operation.run(everyone, {}, context()) == {"users": 1, "credits": 0}
+    page, _ = await accounts.transactions("alice")
+    assert [t.task_id for t in page[1:]] == [task, task]
+    assert len({t.run_id for t in page}) == 3
     with pytest.raises(OperationError, match="User bob does not exist."):
         await operation.run(CreditRechargeParameters(user_id="bob"), {}, context())
 

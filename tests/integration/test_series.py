@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
+from pydantic import BaseModel
 
+from onair.config import EngineSettings
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Spec, Status
+from onair.engine.policies import Policy
+from onair.engine.registry import Registry, RunContext
+from onair.errors import OperationError
+from onair.store.database import Store
 
 
 def every(seconds: float, count: int | None = None, start: float = 0.3) -> Spec:
@@ -124,3 +131,41 @@ async def test_series_created_in_the_past_start_from_now(
     assert task.status is Status.PENDING
     assert task.next_at is not None
     assert task.next_at >= before
+
+
+class NoParameters(BaseModel):
+    pass
+
+
+class Flaky:
+    """Fails the first attempt of every run it serves, and records what each run was told."""
+
+    name: ClassVar[str] = "flaky"
+    Parameters: ClassVar[type[BaseModel]] = NoParameters
+    policy: ClassVar[Policy] = Policy()
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int, UUID]] = []
+
+    async def run(
+        self, parameters: Any, dependencies: Mapping[str, Any], context: RunContext
+    ) -> Any:
+        self.seen.append((context.occurrence, context.attempt, context.run_id))
+        if context.attempt == 1:
+            raise OperationError("first attempts fail")
+        return None
+
+
+async def test_a_retry_serves_the_occurrence_it_retries(store: Store) -> None:
+    """What keys an effect once per occurrence (credit recharges): the occurrence number is
+    the same for a run and its retries, and counts up with the series."""
+    flaky = Flaky()
+    policy = {"retry": {"attempts": 2, "backoff": "PT0.1S"}}
+    settings = EngineSettings(lease="PT3S")  # type: ignore[arg-type]
+    async with Engine(store, Registry([flaky]), settings=settings) as engine:
+        task = await engine.add(NewTask(Spec("flaky"), every(0.6, count=3), policy=policy))
+        assert await until_finished(engine, task.id) is Status.COMPLETED
+    assert [(occurrence, attempt) for occurrence, attempt, _ in flaky.seen] == [
+        (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)
+    ]  # fmt: skip
+    assert len({run_id for *_, run_id in flaky.seen}) == 6

@@ -5,9 +5,10 @@ from the settings and that plan's credits as the opening balance. A plan says ho
 a recharge adds and the balance a recharge never goes beyond (a balance already above it is
 left alone, not cut).
 
-Recharges are idempotent per engine run: each credited user gets one transaction keyed by
-(run id, user id) under a unique constraint, written in the same database transaction as the
-new balance. Executing the same run again credits nobody twice.
+Recharges are idempotent per occurrence: each credited user gets one transaction keyed by
+(occurrence, user id) under a unique constraint, written in the same database transaction as
+the new balance. Running the same occurrence again (a retry, a run interrupted after its
+commit and run again) credits nobody twice.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class CreditTransaction:
     user_id: str
     run_id: UUID | None
     task_id: UUID | None
+    occurrence: UUID | None
+    """The key of what this movement is for (a recharge's task occurrence)."""
     reason: str
     amount: int
     """Credits added (0 when the balance was already at the plan's maximum)."""
@@ -121,17 +124,22 @@ class Accounts:
         return None if row is None else User.from_row(row)
 
     async def recharge(
-        self, run_id: UUID, task_id: UUID | None = None, user_id: str | None = None
+        self,
+        occurrence: UUID,
+        *,
+        run_id: UUID | None = None,
+        task_id: UUID | None = None,
+        user_id: str | None = None,
     ) -> list[CreditTransaction]:
         """Recharge one user (`user_id`) or everyone (None) by their plan, all in one database
-        transaction. Returns the transactions this call recorded: none for users that run
-        `run_id` had already credited."""
+        transaction, once per `occurrence`. Returns the transactions this call recorded: none
+        for users that a recharge for `occurrence` had already credited."""
         now = self.clock.now()
         recorded: list[CreditTransaction] = []
         after: str | None = None
         async with self.store.begin() as conn:
             while True:
-                rows = await queries.unrecharged_users(conn, run_id, user_id, after, _PAGE)
+                rows = await queries.unrecharged_users(conn, occurrence, user_id, after, _PAGE)
                 if not rows:
                     return recorded
                 page = [
@@ -140,6 +148,7 @@ class Accounts:
                         user_id=row["id"],
                         run_id=run_id,
                         task_id=task_id,
+                        occurrence=occurrence,
                         reason="recharge",
                         amount=balance - row["credits"],
                         balance=balance,

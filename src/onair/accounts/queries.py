@@ -36,12 +36,13 @@ async def set_role(conn: Connection, user_id: str, role: str, now: datetime) -> 
 
 
 async def unrecharged_users(
-    conn: Connection, run_id: UUID, user_id: str | None, after: str | None, limit: int
+    conn: Connection, occurrence: UUID, user_id: str | None, after: str | None, limit: int
 ) -> list[RowMapping]:
-    """Lock up to `limit` users (one if `user_id` is given; by id, after `after`) that run
-    `run_id` has not credited yet."""
+    """Lock up to `limit` users (one if `user_id` is given; by id, after `after`) that no
+    recharge for `occurrence` has credited yet."""
     done = exists().where(
-        credit_transactions.c.run_id == run_id, credit_transactions.c.user_id == users.c.id
+        credit_transactions.c.occurrence == occurrence,
+        credit_transactions.c.user_id == users.c.id,
     )
     query = select(users).where(~done)
     if user_id is not None:
@@ -53,7 +54,7 @@ async def unrecharged_users(
 
 
 async def insert_transactions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Record credit movements. Raises IntegrityError if a run credits a user twice."""
+    """Record credit movements. Raises IntegrityError if an occurrence credits a user twice."""
     if rows:
         await conn.execute(insert(credit_transactions), [dict(r) for r in rows])
 

@@ -37,6 +37,10 @@ class RunContext:
     attempt: int
     owner: str | None
     clock: Clock
+    occurrence: int = 1
+    """Which of the task's occurrences this run serves, counted from 1 (missed ones count).
+    A retry serves the same occurrence as the run it retries, so an operation that must act
+    once per occurrence keys its effect by (`task_id`, `occurrence`), not by `run_id`."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("onair.run"))
 
     async def sleep_until(self, instant: datetime) -> None:

@@ -42,6 +42,7 @@ class Claimed:
     due: datetime
     attempt: int
     owner: str | None
+    occurrence: int
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ async def claim(
                 due=run["due_at"],
                 attempt=run["attempt"],
                 owner=row["owner"],
+                occurrence=changes[row["id"]]["occurrences"],
             )
         )
     await queries.update_tasks(conn, changes)

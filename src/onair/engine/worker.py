@@ -298,6 +298,7 @@ class Worker:
                 attempt=claimed.attempt,
                 owner=claimed.owner,
                 clock=self.clock,
+                occurrence=claimed.occurrence,
             )
             await self._alarms.wait(claimed.due)
             started = self.clock.now()

@@ -1,8 +1,9 @@
 """The `credit_recharge` operation, and the system task that runs it every day.
 
 `{"user_id": "..."}` recharges one user, `{"user_id": null}` (or `{}`) everyone, each by their
-plan (see `onair.accounts.credits`). A run credits each user at most once, however often it is
-executed: its transactions are keyed by the run's id.
+plan (see `onair.accounts.credits`). An occurrence of the task credits each user at most once,
+however often it runs (a retry under a policy that allows one, or a run interrupted after its
+commit and run again): its transactions are keyed by the occurrence (`occurrence_key`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ class CreditRechargeParameters(BaseModel):
     )
 
 
+def occurrence_key(context: RunContext) -> uuid.UUID:
+    """The key of the occurrence `context`'s run serves: the same for its retries, another for
+    the task's next occurrence."""
+    return uuid.uuid5(context.task_id, f"occurrence {context.occurrence}")
+
+
 class CreditRecharge:
     name: ClassVar[str] = "credit_recharge"
     Parameters: ClassVar[type[BaseModel]] = CreditRechargeParameters
@@ -51,7 +58,12 @@ class CreditRecharge:
         user_id = parameters.user_id
         if user_id is not None and await self.accounts.get(user_id) is None:
             raise OperationError(f"User {user_id} does not exist.")
-        recorded = await self.accounts.recharge(context.run_id, context.task_id, user_id)
+        recorded = await self.accounts.recharge(
+            occurrence_key(context),
+            run_id=context.run_id,
+            task_id=context.task_id,
+            user_id=user_id,
+        )
         return {"users": len(recorded), "credits": sum(t.amount for t in recorded)}
 
 

@@ -221,15 +221,19 @@ credit_transactions = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("user_id", String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    # The engine run that made the movement (None for movements outside a run). Unique with
-    # the user: a run credits each user at most once, however often it is executed.
+    # The engine run that made the movement (None for movements outside a run).
     Column("run_id", Uuid),
     Column("task_id", Uuid),
+    # What the movement is for, unique with the user: a recharge's task occurrence
+    # (`credit_recharge.occurrence_key`), so that each occurrence credits each user at most
+    # once, retries and re-runs included.
+    Column("occurrence", Uuid),
     Column("reason", String(32), nullable=False),
     Column("amount", Integer, nullable=False),
     Column("balance", Integer, nullable=False),
     Column("created_at", Instant, nullable=False),
     UniqueConstraint("run_id", "user_id"),
+    UniqueConstraint("occurrence", "user_id"),
     Index(None, "user_id", "created_at"),
 )
 
