@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     services = build(settings or Settings())
     # Watchers of the engine's events subscribe before it starts, so they miss no run.
     metrics = Metrics(services.engine)
-    metrics.count_cycles(services.synchronizer)
+    services.synchronizer.watch(metrics.cycle)
     event_log = EventLog(services.engine, services.settings.events)
 
     @contextlib.asynccontextmanager

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from onair.api.metrics import Metrics
 from onair.broadcast.clients import Emilounge, Emirecords, Emishows, Emistream
-from onair.broadcast.synchronizer import LOCK, Synchronizer
+from onair.broadcast.synchronizer import LOCK, Cycle, Synchronizer
 from onair.config import StreamSettings, SynchronizerSettings
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Spec, Status, Task
@@ -160,6 +161,34 @@ async def test_a_second_cycle_changes_nothing(
         "id": {"in": sorted([str(first.id), str(second.id)])}
     }
     assert events.query["offset"] == "0"
+
+
+async def test_watchers_see_every_cycle_and_the_metrics_count_them(
+    synchronizer: Synchronizer, fakes: Neighbours
+) -> None:
+    metrics = Metrics(synchronizer.engine)
+    seen: list[Cycle] = []
+
+    def broken(cycle: Cycle) -> None:
+        raise RuntimeError("a watcher that fails")
+
+    for watcher in (seen.append, broken, metrics.cycle):
+        synchronizer.watch(watcher)
+    add_event(fakes, now() + timedelta(hours=2))
+    first = await synchronizer.cycle(now())  # adds the task
+    fakes.emishows.inject(Fault(path="/schedule", times=4, status=503))
+    second = await synchronizer.cycle(now())
+
+    assert seen == [first, second]
+    assert (first.error, second.error is not None) == (None, True)
+    counted = {
+        s.labels["result"]: s.value
+        for family in metrics.registry.collect()
+        if family.name == "onair_synchronizer_cycles"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert counted == {"ok": 1.0, "failed": 1.0}
 
 
 async def test_two_instances_of_one_event_with_one_task_get_exactly_one_more(

@@ -12,15 +12,15 @@ several nodes can live in one process (the tests do).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from onair.broadcast.synchronizer import Cycle
 from onair.engine.core import Engine
 from onair.engine.events import Event
 from onair.engine.models import Status
@@ -132,25 +132,10 @@ class Metrics:
     def timing(self, name: str, seconds: float) -> None:
         self.store_seconds.labels(self.node, name).observe(seconds)
 
-    def cycle(self, held: bool, error: str | None) -> None:
-        """Count one synchronizer cycle."""
-        result = "failed" if error is not None else "ok" if held else "skipped"
+    def cycle(self, cycle: Cycle) -> None:
+        """Count one synchronizer cycle (`Synchronizer.watch`)."""
+        result = "failed" if cycle.error is not None else "ok" if cycle.held else "skipped"
         self.cycles.labels(self.node, result).inc()
-
-    def count_cycles(self, synchronizer: Any) -> None:
-        """Count the cycles of `synchronizer` (an `onair.broadcast.synchronizer.Synchronizer`).
-
-        The synchronizer has no observer hook, so its `cycle` method is wrapped on this one
-        instance; a `Cycle` carries `held` and `error`. When it grows an `on_cycle` callback,
-        subscribe `self.cycle` there instead."""
-        original: Callable[..., Awaitable[Any]] = synchronizer.cycle
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            done = await original(*args, **kwargs)
-            self.cycle(done.held, done.error)
-            return done
-
-        synchronizer.cycle = counted
 
     async def refresh(self) -> None:
         """Read the gauges that come from the store (an indexed count per status)."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -254,7 +254,8 @@ class Synchronizer:
     """Keeps the stream tasks in sync with emishows (see the module docstring).
 
     `async with` runs the cycles in the background until the block ends; `cycle(now)` runs one
-    at once, which is what tests call. `last` is the latest cycle, kept in memory only.
+    at once, which is what tests call. `last` is the latest cycle, kept in memory only;
+    `watch` adds a callback that sees every cycle as it ends (the metrics count them).
     """
 
     def __init__(
@@ -276,6 +277,12 @@ class Synchronizer:
         self.next: datetime | None = None
         """The instant of the next cycle while the loop runs (None otherwise)."""
         self._task: asyncio.Task[None] | None = None
+        self._watchers: list[Callable[[Cycle], None]] = []
+
+    def watch(self, watcher: Callable[[Cycle], None]) -> None:
+        """Call `watcher` with every cycle as it ends. It must not block; one that raises is
+        logged and the cycle still counts."""
+        self._watchers.append(watcher)
 
     async def __aenter__(self) -> Synchronizer:
         self._task = asyncio.create_task(self._loop(), name="onair-synchronizer")
@@ -327,6 +334,11 @@ class Synchronizer:
             error=error,
         )
         self.last = cycle
+        for watcher in self._watchers:
+            try:
+                watcher(cycle)
+            except Exception:
+                log.exception("synchronizer: a cycle watcher failed")
         return cycle
 
     async def _synchronize(self, now: datetime, progress: _Progress) -> None:
