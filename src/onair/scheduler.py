@@ -23,14 +23,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     TypeAdapter,
     ValidationInfo,
     field_validator,
@@ -51,6 +50,7 @@ from onair.errors import (
     TaskNotFound,
 )
 from onair.operations.credit_recharge import CreditRechargeParameters
+from onair.timeutil import UTCInstant
 
 if TYPE_CHECKING:
     from onair.accounts.credits import Accounts
@@ -89,12 +89,6 @@ field is named even on a node that cannot run the type."""
 
 SYSTEM_ONLY = frozenset({TaskType.CREDIT_RECHARGE})
 """Task types only admins may schedule: a user must not recharge their own credits."""
-
-UTCInstant = Annotated[
-    datetime,
-    PlainSerializer(lambda value: timeutil.as_utc(value).isoformat(), return_type=str),
-]
-"""An aware instant written in UTC with its offset: `2024-01-01T15:00:00+00:00`."""
 
 
 class TaskCreate(BaseModel):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, PlainSerializer
 from pydantic_core import PydanticCustomError
 
 
@@ -59,6 +59,12 @@ def _known_zone(name: str) -> str:
         raise PydanticCustomError("timezone", str(error)) from None
     return name
 
+
+UTCInstant = Annotated[
+    datetime,
+    PlainSerializer(lambda value: as_utc(value).isoformat(), return_type=str),
+]
+"""An aware instant written in UTC with its offset: `2024-01-01T15:00:00+00:00`."""
 
 ZoneName = Annotated[str, AfterValidator(_known_zone)]
 """A field holding an IANA zone name; validation names the unknown zone."""

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from onair.broadcast.clients import Emilounge, Emirecords, Emishows, Emistream
+from onair.broadcast.models import StreamParameters
 from onair.config import StreamSettings
 from onair.engine.registry import Registry, RunContext
 from onair.errors import OperationError
@@ -33,7 +34,6 @@ from onair.operations.stream import (
     ScheduleNotFound,
     Stream,
     StreamError,
-    StreamParameters,
     UnexpectedEventType,
 )
 from onair.timeutil import SystemClock

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from onair.accounts.tokens import Principal
 from onair.api.users import CurrentUser
 from onair.audio.library import Library, Playlist, Sound
-from onair.scheduler import UTCInstant
+from onair.timeutil import UTCInstant
 
 router = APIRouter(tags=["media"])
 

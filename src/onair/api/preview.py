@@ -8,7 +8,6 @@ creation, as `Engine.add` does, and its `count` counts from there. DST moves com
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
@@ -18,40 +17,13 @@ from onair.api.deps import engine_of
 from onair.api.models import NaiveUTC, Specification
 from onair.api.tasks import TasksRoute
 from onair.api.users import CurrentUser, SchedulerDep
-from onair.engine.conditions import Condition, parse_condition
-from onair.engine.models import Task
-from onair.engine.preview import PreviewItem, preview
-from onair.engine.triggers import OneShot
+from onair.engine.conditions import parse_condition
+from onair.engine.preview import PreviewItem, upcoming
 from onair.errors import InvalidParameters, Problem
-from onair.scheduler import TaskCreate, TaskType, UTCInstant, _seed_key
+from onair.scheduler import TaskCreate, TaskType, _seed_key
+from onair.timeutil import UTCInstant
 
-_TICK = timedelta(microseconds=1)
 MAX_COUNT = 500
-
-
-def upcoming(condition: Condition, now: datetime, count: int) -> list[PreviewItem]:
-    """The first `count` runs of a task with `condition` added at `now` (aware UTC). A one-shot
-    keeps its instant even when it is past (the misfire policy decides); a series starts at
-    its first occurrence from `now` on, as `Engine.add` places it."""
-    trigger = condition.trigger(now)
-    first = trigger.next_after(None)
-    after = None
-    if first is not None and first < now and not isinstance(trigger, OneShot):
-        after = now - _TICK
-    return preview(condition, now, count, after)
-
-
-def remaining(task: Task, count: int) -> list[PreviewItem]:
-    """The next `count` runs still ahead of `task`, from its next due instant; none once it
-    has finished. A series' `count` limit takes off the occurrences already had."""
-    if task.status.finished or task.next_at is None:
-        return []
-    condition = parse_condition(task.condition.type, dict(task.condition.parameters))
-    if condition.limit is not None:
-        count = min(count, condition.limit - task.occurrences)
-    if count <= 0:
-        return []
-    return preview(condition, task.created_at, count, task.next_at - _TICK)
 
 
 class PreviewRequest(BaseModel):

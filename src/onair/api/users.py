@@ -29,7 +29,8 @@ from onair.errors import (
     OnairError,
     Unauthorized,
 )
-from onair.scheduler import SchedulerService, UTCInstant
+from onair.scheduler import SchedulerService
+from onair.timeutil import UTCInstant
 
 log = logging.getLogger("onair.api")
 

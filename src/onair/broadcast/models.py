@@ -168,3 +168,13 @@ class OtherStreamEvent(WireModel):
 
 
 StreamEvent = Annotated[AvailabilityChanged | OtherStreamEvent, Field(union_mode="left_to_right")]
+
+
+class StreamParameters(BaseModel):
+    """The parameters of a `stream` task (`onair.operations.stream`): the event's `id`, and
+    `start`, the instance's start as naive wall time in the event's own time zone."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: UUID
+    start: NaiveDatetime

@@ -47,12 +47,11 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from onair.broadcast.clients import Emishows, NeighbourError
-from onair.broadcast.models import Event, Instance, Schedule
+from onair.broadcast.models import Event, Instance, Schedule, StreamParameters
 from onair.config import SynchronizerSettings
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Spec, Status, Task
 from onair.errors import OnairError
-from onair.operations.stream import StreamParameters
 from onair.store.database import Store
 from onair.timeutil import Clock, as_utc, naive_utc, next_tick, sleep_until, zone
 

@@ -4,10 +4,11 @@ user can check a schedule before trusting it. Pure: `created` stands for "now"."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from onair.engine.conditions import Condition
+from onair.engine.conditions import Condition, parse_condition
+from onair.engine.models import Task
 from onair.engine.triggers import Every, Occurrence, OneShot, WallClock, is_ambiguous
 
 
@@ -68,3 +69,31 @@ def _clock(value: datetime) -> str:
 
 def _offset(text: str) -> str:
     return f"{text[:3]}:{text[3:5]}"
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def upcoming(condition: Condition, now: datetime, count: int) -> list[PreviewItem]:
+    """The first `count` runs of a task with `condition` added at `now` (aware UTC). A one-shot
+    keeps its instant even when it is past (the misfire policy decides); a series starts at
+    its first occurrence from `now` on, as `Engine.add` places it."""
+    trigger = condition.trigger(now)
+    first = trigger.next_after(None)
+    after = None
+    if first is not None and first < now and not isinstance(trigger, OneShot):
+        after = now - _TICK
+    return preview(condition, now, count, after)
+
+
+def remaining(task: Task, count: int) -> list[PreviewItem]:
+    """The next `count` runs still ahead of `task`, from its next due instant; none once it
+    has finished. A series' `count` limit takes off the occurrences already had."""
+    if task.status.finished or task.next_at is None:
+        return []
+    condition = parse_condition(task.condition.type, dict(task.condition.parameters))
+    if condition.limit is not None:
+        count = min(count, condition.limit - task.occurrences)
+    if count <= 0:
+        return []
+    return preview(condition, task.created_at, count, task.next_at - _TICK)

@@ -44,7 +44,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import anyio
-from pydantic import BaseModel, ConfigDict, NaiveDatetime, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from onair.broadcast.clients import (
     Download,
@@ -53,7 +53,7 @@ from onair.broadcast.clients import (
     Emishows,
     Emistream,
 )
-from onair.broadcast.models import Event, Instance, Record, Reservation
+from onair.broadcast.models import Event, Instance, Record, Reservation, StreamParameters
 from onair.config import StreamSettings
 from onair.engine.policies import Policy, Retry
 from onair.engine.registry import JSON, RunContext
@@ -112,15 +112,6 @@ class ReservationDeadlinePassed(StreamError):
 class SrtHostUnresolved(StreamError):
     def __init__(self, host: str, error: OSError) -> None:
         super().__init__(f"Cannot resolve emistream's SRT host {host}: {error}.")
-
-
-class StreamParameters(BaseModel):
-    """`start` is the instance's start as naive wall time in the event's own time zone."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: UUID
-    start: NaiveDatetime
 
 
 @dataclass(frozen=True)

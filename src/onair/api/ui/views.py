@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from onair.api.preview import remaining
 from onair.engine.core import Engine
 from onair.engine.models import Outcome, Run, Status, Task
+from onair.engine.preview import remaining
 from onair.errors import InvalidInput, TaskNotFound
 from onair.timeutil import as_utc
 
