@@ -20,6 +20,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from onair.config import EngineSettings
+from onair.engine.admission import ANYONE, Admission, Hold, Role
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Spec
 from onair.engine.policies import Policy
@@ -89,6 +90,10 @@ class Noop:
     name: ClassVar[str] = "bench_noop"
     Parameters: ClassVar[type[BaseModel]] = NoopParameters
     policy: ClassVar[Policy] = Policy()
+    roles: ClassVar[frozenset[Role]] = ANYONE
+
+    async def admit(self, parameters: Any, admission: Admission) -> Hold | None:
+        return None
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder

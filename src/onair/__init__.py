@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from onair.accounts.credits import Accounts, CreditTransaction, Plan, User
     from onair.accounts.tokens import Principal, Role
+    from onair.app import Scheduler
     from onair.config import Settings
     from onair.engine.core import Engine
     from onair.engine.models import NewTask, Spec, Task
@@ -38,10 +39,9 @@ if TYPE_CHECKING:
         TaskNotFound,
         Unauthorized,
     )
-    from onair.scheduler import (
+    from onair.tasks import (
         RecurrenceType,
         ScheduledTask,
-        Scheduler,
         SchedulerService,
         TaskStatus,
         TaskType,
@@ -63,20 +63,20 @@ _EXPORTS = {
     "Plan": "onair.accounts.credits",
     "Principal": "onair.accounts.tokens",
     "Problem": "onair.errors",
-    "RecurrenceType": "onair.scheduler",
+    "RecurrenceType": "onair.tasks",
     "Role": "onair.accounts.tokens",
     "RunContext": "onair.engine.registry",
-    "ScheduledTask": "onair.scheduler",
-    "Scheduler": "onair.scheduler",
-    "SchedulerService": "onair.scheduler",
+    "ScheduledTask": "onair.tasks",
+    "Scheduler": "onair.app",
+    "SchedulerService": "onair.tasks",
     "Settings": "onair.config",
     "Spec": "onair.engine.models",
     "Task": "onair.engine.models",
     "TaskExists": "onair.errors",
     "TaskFinished": "onair.errors",
     "TaskNotFound": "onair.errors",
-    "TaskStatus": "onair.scheduler",
-    "TaskType": "onair.scheduler",
+    "TaskStatus": "onair.tasks",
+    "TaskType": "onair.tasks",
     "Unauthorized": "onair.errors",
     "User": "onair.accounts.credits",
 }

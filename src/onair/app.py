@@ -1,5 +1,7 @@
-"""The composition root: the one place that builds the store, the engine, the operations and
-the HTTP application from the settings. Nothing is built at import time."""
+"""The composition root: the one place that builds a node (store, engine, operations, services)
+from the settings, starts it, and serves it over HTTP or embeds it in a Python program.
+Nothing is built at import time.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +10,40 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 
 from onair.accounts.credits import Accounts
 from onair.accounts.tokens import Authenticator
 from onair.api import create_api
-from onair.api.events import EventLog, Owners
-from onair.api.metrics import Metrics
 from onair.audio.library import Library
 from onair.audio.outputs import default_outputs
 from onair.audio.player import Player
 from onair.broadcast.clients import Emilounge, Emirecords, Emishows, Emistream
 from onair.broadcast.synchronizer import Synchronizer
-from onair.config import Settings
+from onair.config import Settings, exposed
 from onair.engine.cleaning import Cleaner
 from onair.engine.core import Engine
 from onair.engine.registry import Registry
+from onair.node import Node
 from onair.operations.credit_recharge import CreditRecharge, ensure_daily_recharge
-from onair.operations.play import PlayChecks, PlayPlaylist, PlaySound
+from onair.operations.play import PlayPlaylist, PlaySound
 from onair.operations.stream import Stream
 from onair.operations.test import Test
 from onair.store.database import Store
+from onair.tasks import SchedulerService
 from onair.timeutil import Clock, SystemClock
 
-
-@dataclass
-class Services:
-    settings: Settings
-    store: Store
-    registry: Registry
-    engine: Engine
-    accounts: Accounts
-    neighbours: tuple[Emishows, Emirecords, Emilounge, Emistream]
-    synchronizer: Synchronizer
-    library: Library
-    player: Player
-    play_checks: PlayChecks
-    audio_warning: str | None = None
+log = logging.getLogger("onair")
 
 
-def build(settings: Settings, clock: Clock | None = None) -> Services:
+class UnsafeExposure(Exception):
+    """A node that would be reachable beyond this machine with a door left open; the message
+    names the setting to change."""
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Node:
     """Everything a node needs, wired but not started."""
     clock = clock or SystemClock()
     store = Store(settings.store.url, pool_size=settings.store.pool_size)
@@ -66,7 +60,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         outputs, audio_warning = found.outputs, found.warning
     player = Player(outputs, busy_timeout=audio.busy_timeout.total_seconds(), clock=clock)
     library = Library(store, audio.media_dir, clock)
-    play = (library, player, store, audio.cost, audio.seed)
+    play = (library, player, accounts, audio.cost, audio.seed)
     registry = Registry(
         [Test(), CreditRecharge(accounts), stream, PlaySound(*play), PlayPlaylist(*play)]
     )
@@ -74,80 +68,141 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     synchronizer = Synchronizer(
         engine, emishows, store, settings.synchronizer, streaming.lead, clock
     )
-    neighbours = (emishows, emirecords, emilounge, emistream)
-    return Services(
-        settings,
-        store,
-        registry,
-        engine,
-        accounts,
-        neighbours,
-        synchronizer,
-        library,
-        player,
-        PlayChecks(library, player, store),
-        audio_warning,
+    return Node(
+        settings=settings,
+        store=store,
+        registry=registry,
+        engine=engine,
+        tasks=SchedulerService(engine),
+        accounts=accounts,
+        authenticator=Authenticator(settings.auth),
+        library=library,
+        player=player,
+        synchronizer=synchronizer,
+        neighbours=(emishows, emirecords, emilounge, emistream),
+        audio_warning=audio_warning,
     )
 
 
 @contextlib.asynccontextmanager
-async def running(services: Services) -> AsyncIterator[Services]:
+async def running(node: Node) -> AsyncIterator[Node]:
     """Start the node's parts in order; they stop in reverse, even on error."""
-    settings = services.settings
+    settings = node.settings
     async with contextlib.AsyncExitStack() as stack:
-        for client in services.neighbours:  # closed last, once nothing uses them
+        for client in node.neighbours:  # closed last, once nothing uses them
             await stack.enter_async_context(client)
-        await stack.enter_async_context(services.store)
-        await services.store.migrate()
-        await stack.enter_async_context(services.engine)
+        await stack.enter_async_context(node.store)
+        await node.store.migrate()
+        await stack.enter_async_context(node.engine)
         # Entered after the engine, so it stops first: runs still playing at shutdown end as
         # failed ("the player has shut down") with their ffmpeg reaped, before the engine stops.
-        if services.audio_warning:
-            logging.getLogger("onair.audio").warning(services.audio_warning)
-        await stack.enter_async_context(services.player)
+        if node.audio_warning:
+            logging.getLogger("onair.audio").warning(node.audio_warning)
+        await stack.enter_async_context(node.player)
         if settings.credits.daily_recharge:
-            await ensure_daily_recharge(services.engine)
+            await ensure_daily_recharge(node.engine)
         if settings.cleaner.enabled:
             await stack.enter_async_context(
                 Cleaner(
-                    services.engine.expire,
-                    services.engine.clock,
+                    node.engine.expire,
+                    node.engine.clock,
                     settings.cleaner.reference,
                     settings.cleaner.interval,
                     settings.cleaner.retention,
                 )
             )
         if settings.synchronizer.enabled:
-            await stack.enter_async_context(services.synchronizer)
-        yield services
+            await stack.enter_async_context(node.synchronizer)
+        yield node
+
+
+def check_exposure(settings: Settings, authenticator: Authenticator) -> None:
+    """Refuse a node that would be reachable beyond this machine with the Tasks API open or
+    tokens checked with the public development secret (docs/auth.md); log the explicit
+    opt-out of a private network.
+
+    Raises:
+        UnsafeExposure: with one message naming the setting to change.
+    """
+    server, auth = settings.server, settings.auth
+    where = (
+        f"bound to {server.host} (ONAIR__SERVER__HOST)"
+        if not server.allowed_hosts
+        else f"answering to {', '.join(server.allowed_hosts)} (ONAIR__SERVER__ALLOWED_HOSTS)"
+    )
+    if not exposed(server):
+        authenticator.warn_if_insecure()
+        return
+    if authenticator.development_secret:
+        raise UnsafeExposure(
+            f"onair is {where} and would check tokens with the public development secret: "
+            "anyone could mint an admin token. Set ONAIR__AUTH__SECRET (e.g. `openssl rand "
+            "-hex 32`), or RS256 with ONAIR__AUTH__PUBLIC_KEY, or bind to 127.0.0.1."
+        )
+    if not auth.protect_tasks_api and not auth.open_tasks_api:
+        raise UnsafeExposure(
+            f"onair is {where} with the Tasks API (/tasks) open to anyone who reaches it. Set "
+            "ONAIR__AUTH__PROTECT_TASKS_API=true (admin tokens), or ONAIR__AUTH__OPEN_TASKS_API"
+            "=true to keep it open on a private network you trust, or bind to 127.0.0.1."
+        )
+    if not auth.protect_tasks_api:
+        log.warning(
+            "the Tasks API is open without a token while onair is %s "
+            "(ONAIR__AUTH__OPEN_TASKS_API=true): anyone who reaches it acts as the station",
+            where,
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The HTTP application of one node, on `settings` (read from the environment if None)."""
-    services = build(settings or Settings())
-    # Watchers of the engine's events subscribe before it starts, so they miss no run.
-    metrics = Metrics(services.engine)
-    services.synchronizer.watch(metrics.cycle)
-    event_log = EventLog(services.engine, services.settings.events)
+    """The HTTP application of one node, on `settings` (read from the environment if None).
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(services):
-            app.state.engine = services.engine
-            app.state.services = services
-            app.state.metrics = metrics
-            app.state.event_log = event_log
-            app.state.owners = Owners(services.engine)
-            app.state.authenticator = Authenticator(services.settings.auth)
-            app.state.authenticator.warn_if_insecure()
-            yield
+    Raises: UnsafeExposure, as `check_exposure`."""
+    node = build(settings or Settings())
+    check_exposure(node.settings, node.authenticator)
+    return create_api(node, running)
 
-    limits = services.settings
-    return create_api(
-        lifespan,
-        max_body_size=limits.server.max_body_size,
-        larger_bodies={"/api/v1/sounds": limits.audio.max_upload_size},
-    )
+
+class Scheduler(SchedulerService):
+    """The in-process service: `async with Scheduler() as scheduler:` builds a node, opens its
+    store (SQLite under ./data by default), migrates it, runs the engine and the node's
+    start-up (the daily recharge system task included) until the block ends. No web server.
+
+    `settings` default to the environment's (`ONAIR__*`), without the broadcast synchronizer:
+    an embedded scheduler has no station schedule to follow unless it is given settings that
+    say so. `database_url` overrides the store. `node` has every part (`node.accounts`: users
+    and their credits; `node.library`: sounds and playlists).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        database_url: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if settings is None:
+            settings = Settings()
+            quiet = settings.synchronizer.model_copy(update={"enabled": False})
+            settings = settings.model_copy(update={"synchronizer": quiet})
+        if database_url is not None:
+            store = settings.store.model_copy(update={"url": database_url})
+            settings = settings.model_copy(update={"store": store})
+        self.node = build(settings, clock)
+        super().__init__(self.node.engine)
+        self.accounts: Accounts = self.node.accounts
+        self.library: Library = self.node.library
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def __aenter__(self) -> Scheduler:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(running(self.node))
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.__aexit__(*exc)
 
 
 class _JsonFormatter(logging.Formatter):

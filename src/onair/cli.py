@@ -31,6 +31,14 @@ UrlOption = Annotated[
     str | None,
     typer.Option("--url", envvar="ONAIR_URL", help="Service URL (default: from the settings)."),
 ]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="ONAIR_TOKEN",
+        help="An admin token, when the Tasks API is protected (`onair token create`).",
+    ),
+]
 
 
 def main() -> None:
@@ -42,12 +50,17 @@ def serve() -> None:
     """Run a node: the HTTP API and the engine, on the configured store."""
     import uvicorn
 
-    from onair.app import configure_logging, create_app
+    from onair.app import UnsafeExposure, configure_logging, create_app
 
     settings = Settings()
     configure_logging(settings)
+    try:
+        application = create_app(settings)
+    except UnsafeExposure as refusal:
+        console.print(f"[red]onair will not start: {refusal}[/red]")
+        raise typer.Exit(2) from None
     uvicorn.run(
-        create_app(settings),
+        application,
         host=settings.server.host,
         port=settings.server.port,
         forwarded_allow_ips=settings.server.trusted,
@@ -166,38 +179,53 @@ def sounds_import(
         raise typer.Exit(1)
 
 
-def _client(url: str | None) -> httpx.Client:
+def _client(url: str | None, token: str | None = None) -> httpx.Client:
     if url is None:
         server = Settings().server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
         url = f"http://{host}:{server.port}"
-    return httpx.Client(base_url=url, timeout=30)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=url, timeout=30, headers=headers)
 
 
-def _call(url: str | None, method: str, path: str, body: Any = None) -> Any:
+def _fail(response: httpx.Response) -> typer.Exit:
+    """Print the service's error as one line and say how to exit; a 401 or 403 says which
+    token is needed."""
+    try:
+        payload = response.json()
+        message = payload.get("extra") or payload.get("detail")
+    except ValueError:
+        message = response.text
+    text = message if isinstance(message, str) else json.dumps(message)
+    console.print(f"[red]{response.status_code}: {text}[/red]")
+    if response.status_code in (401, 403):
+        console.print(
+            "[red]this needs an admin token: pass --token or set ONAIR_TOKEN "
+            "(`onair token create --user NAME --role admin`, with the node's ONAIR__AUTH__*)"
+            "[/red]"
+        )
+    return typer.Exit(1)
+
+
+def _call(
+    url: str | None, method: str, path: str, body: Any = None, token: str | None = None
+) -> Any:
     """The JSON answer of the service, or exit 1 with its error message."""
     try:
-        with _client(url) as client:
+        with _client(url, token) as client:
             response = client.request(method, path, json=body)
     except httpx.HTTPError as error:
         console.print(f"[red]cannot reach the service: {error}[/red]")
         raise typer.Exit(1) from error
     if response.is_error:
-        try:
-            payload = response.json()
-            message = payload.get("extra") or payload.get("detail")
-        except ValueError:
-            message = response.text
-        text = message if isinstance(message, str) else json.dumps(message)
-        console.print(f"[red]{response.status_code}: {text}[/red]")
-        raise typer.Exit(1)
+        raise _fail(response)
     return response.json() if response.content else None
 
 
 @tasks_app.command("list")
-def tasks_list(url: UrlOption = None) -> None:
+def tasks_list(url: UrlOption = None, token: TokenOption = None) -> None:
     """Every task id, by status."""
-    index = _call(url, "GET", "/tasks")
+    index = _call(url, "GET", "/tasks", token=token)
     table = Table("status", "id")
     for status, ids in index.items():
         for task_id in ids:
@@ -207,10 +235,10 @@ def tasks_list(url: UrlOption = None) -> None:
 
 
 @tasks_app.command("show")
-def tasks_show(task_id: str, url: UrlOption = None) -> None:
+def tasks_show(task_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
     """One task: its status, operation, condition and latest runs."""
-    task = _call(url, "GET", f"/tasks/{task_id}")
-    detail = _call(url, "GET", f"/tasks/{task['status']}/{task_id}")
+    task = _call(url, "GET", f"/tasks/{task_id}", token=token)
+    detail = _call(url, "GET", f"/tasks/{task['status']}/{task_id}", token=token)
     table = Table(show_header=False)
     table.add_row("id", task["task"]["id"])
     table.add_row("status", task["status"])
@@ -222,7 +250,7 @@ def tasks_show(task_id: str, url: UrlOption = None) -> None:
         if key in detail:
             table.add_row(key, json.dumps(detail[key]) if key == "result" else str(detail[key]))
     console.print(table)
-    runs = _call(url, "GET", f"/tasks/{task_id}/runs?limit=10")
+    runs = _call(url, "GET", f"/tasks/{task_id}/runs?limit=10", token=token)
     if runs["runs"]:
         history = Table("due (UTC)", "started", "lateness ms", "outcome", "error")
         for run in runs["runs"]:
@@ -247,6 +275,7 @@ def tasks_schedule(
     ] = "{}",
     dependencies: Annotated[str, typer.Option(help="{name: task id} (JSON).")] = "{}",
     url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Schedule a task."""
     try:
@@ -258,7 +287,7 @@ def tasks_schedule(
     except json.JSONDecodeError as error:
         console.print(f"[red]not JSON: {error}[/red]")
         raise typer.Exit(2) from error
-    created = _call(url, "POST", "/tasks", body)
+    created = _call(url, "POST", "/tasks", body, token=token)
     console.print(f"scheduled {created['task']['id']} at {created['scheduled']}")
 
 
@@ -270,6 +299,7 @@ def tasks_preview(
     ] = "{}",
     count: Annotated[int, typer.Option(min=1, max=500, help="How many instants.")] = 10,
     url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """The next instants of a condition, as the service would run a task added now (asked of
     the service, so the rules and errors are the server's)."""
@@ -279,7 +309,7 @@ def tasks_preview(
         console.print(f"[red]not JSON: {error}[/red]")
         raise typer.Exit(2) from error
     body = {"condition": {"type": condition, "parameters": parameters}, "count": count}
-    answer = _call(url, "POST", "/tasks/preview", body)
+    answer = _call(url, "POST", "/tasks/preview", body, token=token)
     table = Table("#", "UTC", "local", "note")
     for number, instant in enumerate(answer["instants"], 1):
         table.add_row(str(number), instant["utc"], instant["local"], instant["note"] or "")
@@ -317,9 +347,7 @@ def _watch_table(overview: dict[str, Any], limit: int) -> Table:
 @tasks_app.command("watch")
 def tasks_watch(
     url: UrlOption = None,
-    token: Annotated[
-        str | None, typer.Option(envvar="ONAIR_TOKEN", help="A token, when the API is protected.")
-    ] = None,
+    token: TokenOption = None,
     limit: Annotated[int, typer.Option(min=1, help="Upcoming runs shown.")] = 20,
     once: Annotated[bool, typer.Option(help="Print the table once and exit.")] = False,
 ) -> None:
@@ -329,20 +357,17 @@ def tasks_watch(
 
     from rich.live import Live
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-
     def fetch(client: httpx.Client) -> Table:
         try:
-            response = client.get("/ui/api/overview", headers=headers)
+            response = client.get("/ui/api/overview")
         except httpx.HTTPError as error:
             console.print(f"[red]cannot reach the service: {error}[/red]")
             raise typer.Exit(1) from error
         if response.is_error:
-            console.print(f"[red]{response.status_code}: {response.text}[/red]")
-            raise typer.Exit(1)
+            raise _fail(response)
         return _watch_table(response.json(), limit)
 
-    with _client(url) as client:
+    with _client(url, token) as client:
         if once:
             console.print(fetch(client))
             return
@@ -356,9 +381,9 @@ def tasks_watch(
 
 
 @tasks_app.command("cancel")
-def tasks_cancel(task_id: str, url: UrlOption = None) -> None:
+def tasks_cancel(task_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
     """Cancel a pending or running task."""
-    cancelled = _call(url, "DELETE", f"/tasks/{task_id}")
+    cancelled = _call(url, "DELETE", f"/tasks/{task_id}", token=token)
     console.print(f"cancelled {cancelled['task']['id']} at {cancelled['cancelled']}")
 
 
@@ -368,6 +393,7 @@ def tasks_clean(
         str | None, typer.Option(help="Only tasks finished longer ago (ISO 8601, e.g. P7D).")
     ] = None,
     url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Remove finished tasks that nothing depends on."""
     strategy = (
@@ -375,5 +401,5 @@ def tasks_clean(
         if older_than
         else {"type": "all", "parameters": {}}
     )
-    result = _call(url, "POST", "/tasks/clean", {"strategy": strategy})
+    result = _call(url, "POST", "/tasks/clean", {"strategy": strategy}, token=token)
     console.print(f"removed {len(result['removed'])} tasks")

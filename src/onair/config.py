@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from onair.audio.outputs import Outputs
 
 
 class ServerSettings(BaseModel):
@@ -22,6 +21,14 @@ class ServerSettings(BaseModel):
     trusted: str = Field(
         "127.0.0.1",
         description="Proxies whose X-Forwarded-* headers are trusted (forwarded_allow_ips).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names the node answers to besides loopback names, IP addresses and `host` "
+            '(the names a proxy forwards, as JSON: `["radio.example.org"]`). Any other '
+            "`Host` header is refused (DNS rebinding). Setting this exposes the node."
+        ),
     )
     max_body_size: int = Field(
         1 << 20,
@@ -166,7 +173,8 @@ class SynchronizerSettings(BaseModel):
 
 
 DEVELOPMENT_SECRET = "onair-development-secret-change-me"
-"""The HS256 secret used when none is configured; a node using it warns at start-up."""
+"""The HS256 secret used when none is configured: a node on loopback warns at start-up, an
+exposed node refuses to start with it."""
 
 
 class AuthSettings(BaseModel):
@@ -186,8 +194,17 @@ class AuthSettings(BaseModel):
     protect_tasks_api: bool = Field(
         False,
         description=(
-            "Require an admin token on the Tasks API (`/tasks`). Off by default, as the reference "
-            "serves it; turn it on in production."
+            "Require an admin token on the Tasks API (`/tasks`). Off by default on loopback, as "
+            "the reference serves it; a node bound beyond loopback refuses to start without it "
+            "(or `open_tasks_api`)."
+        ),
+    )
+    open_tasks_api: bool = Field(
+        False,
+        description=(
+            "Keep the Tasks API open without a token on a node bound beyond loopback (a private "
+            "network you trust): anyone who reaches the port acts as the station. Logged at "
+            "every start-up."
         ),
     )
 
@@ -228,6 +245,119 @@ class EventsSettings(BaseModel):
         timedelta(seconds=15),
         description="Interval of the comment line `GET /events` sends when nothing happens.",
     )
+
+
+# Audio outputs: where the player sends audio (the ffmpeg arguments of each kind are built in
+# `onair.audio.outputs`; the settings only describe them, so reading the settings loads no
+# audio code).
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    initial_burst: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description=(
+            "Seconds of audio sent at once when a playback starts, before real-time pacing. A "
+            "little fills a network listener's buffer; the larger it is, the earlier a playback "
+            "ends before the audience has heard it all."
+        ),
+    )
+
+
+class DeviceOutput(_Output):
+    """A sound card of this host, through PulseAudio (or PipeWire's Pulse server) or ALSA."""
+
+    kind: Literal["device"] = "device"
+    driver: Literal["pulse", "alsa"] = Field("pulse", description="Audio system of the host.")
+    device: str = Field(
+        "default",
+        min_length=1,
+        description="Pulse sink name or ALSA device (`default`, `hw:0`, `plughw:1,0`).",
+    )
+
+
+class IcecastOutput(_Output):
+    """A source connection to an Icecast mount. Each playback is one source connection, so
+    listeners of the mount hear a short gap between tracks; give the mount a fallback to keep
+    them connected."""
+
+    kind: Literal["icecast"] = "icecast"
+    url: SecretStr = Field(description="`icecast://USER:PASSWORD@HOST:PORT/MOUNT`.")
+    content_type: Literal["audio/mpeg", "audio/ogg", "audio/aac"] = Field(
+        "audio/mpeg", description="What the mount serves; picks the encoder (MP3, Vorbis, AAC)."
+    )
+    bitrate: int = Field(128, ge=16, le=512, description="Encoder bit rate in kbit/s.")
+
+    @field_validator("url")
+    @classmethod
+    def _icecast_url(cls, value: SecretStr) -> SecretStr:
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme != "icecast" or not parts.hostname or parts.path in ("", "/"):
+            raise ValueError("must look like icecast://USER:PASSWORD@HOST:PORT/MOUNT")
+        return value
+
+
+class _StreamOutput(_Output):
+    """MPEG-TS over the network: what SRT and UDP receivers (and ffmpeg, VLC, OBS) expect."""
+
+    url: str
+    codec: Literal["mp3", "aac", "opus"] = Field("mp3", description="Audio codec in the stream.")
+    bitrate: int = Field(128, ge=16, le=512, description="Encoder bit rate in kbit/s.")
+
+
+def _check_url(value: str, scheme: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != scheme or not parts.hostname or parts.port is None:
+        raise ValueError(f"must look like {scheme}://HOST:PORT (options may follow after ?)")
+    return value
+
+
+class SrtOutput(_StreamOutput):
+    kind: Literal["srt"] = "srt"
+    url: str = Field(description="`srt://HOST:PORT`, with SRT options as query parameters.")
+
+    @field_validator("url")
+    @classmethod
+    def _srt_url(cls, value: str) -> str:
+        return _check_url(value, "srt")
+
+
+class UdpOutput(_StreamOutput):
+    kind: Literal["udp"] = "udp"
+    url: str = Field(description="`udp://HOST:PORT` (unicast or multicast).")
+
+    @field_validator("url")
+    @classmethod
+    def _udp_url(cls, value: str) -> str:
+        return _check_url(value, "udp")
+
+
+class FileOutput(_Output):
+    """Playback written to a file, still in real time: for tests and for archiving what went on
+    the air. Each playback replaces the file; the encoder and container follow its extension."""
+
+    kind: Literal["file"] = "file"
+    path: Path = Field(description="Where to write, e.g. `/var/lib/onair/last.wav`.")
+
+
+class NullOutput(_Output):
+    """A silent sink. Playback still decodes in real time, so timing and the busy rules are the
+    same as on a real device: the fallback on hosts without sound."""
+
+    kind: Literal["null"] = "null"
+
+
+Output = Annotated[
+    DeviceOutput | IcecastOutput | SrtOutput | UdpOutput | FileOutput | NullOutput,
+    Field(discriminator="kind"),
+]
+"""One configured output; `kind` says which."""
+
+Outputs = dict[str, Output]
+"""Outputs by name, as the settings hold them."""
 
 
 class AudioSettings(BaseModel):
@@ -305,6 +435,17 @@ class Settings(BaseSettings):
         return store
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def exposed(server: ServerSettings) -> bool:
+    """Whether the node can be reached from beyond this machine: bound to an address other than
+    loopback, or answering to names a proxy forwards (`allowed_hosts`)."""
+    return bool(server.allowed_hosts) or not (
+        server.host in LOOPBACK or server.host.startswith("127.")
+    )
+
+
 def settings_table() -> str:
     """Every setting as a Markdown table row (variable, default, description): the README's
     table is this function's output, and a test keeps the two in sync."""
@@ -337,7 +478,7 @@ def _show(value: object) -> str:
         return value.isoformat()
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, dict):
+    if isinstance(value, dict | list):
         import json
 
         return json.dumps(value)

@@ -11,7 +11,8 @@ OnairError
 │   └── UnknownDependency
 ├── Conflict                      (HTTP 409)
 │   ├── TaskFinished              the task can no longer be cancelled
-│   └── TaskExists                a task with that id was already added
+│   ├── TaskExists                a task with that id was already added
+│   └── ResourceTaken             another task holds the resource the new one needs
 ├── Unauthorized                  (HTTP 401) no valid credentials: missing, forged or expired
 ├── Forbidden                     (HTTP 403) valid credentials without the right to act
 └── OperationError                raised by operations; the run fails with its message
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -102,6 +104,40 @@ class TaskExists(Conflict):
     def __init__(self, task_id: UUID) -> None:
         super().__init__(f"Task {task_id} already exists.")
         self.task_id = task_id
+
+
+class ResourceTaken(Conflict):
+    """A new task's first run would overlap the span another pending or running task holds
+    `resource` for. The holder is named only when the caller may see it (`visible`)."""
+
+    def __init__(
+        self,
+        resource: str,
+        start: datetime,
+        end: datetime | None,
+        holder: Any,
+        *,
+        visible: bool,
+    ) -> None:
+        kind, _, name = resource.partition(":")
+        what = f"{kind.capitalize()} {name}".strip()
+        until = holder["held_until"]
+        running = holder["status"] == "running"
+        span = f"{'since' if running else 'from'} {holder['held_from'].isoformat()} " + (
+            f"to {until.isoformat()}" if until is not None else "until it is cancelled"
+        )
+        who = (
+            f"task {holder['id']} ({holder['name'] or 'unnamed'}, {holder['status']})"
+            if visible
+            else f"another user's {'running' if running else 'scheduled'} task"
+        )
+        mine = f"from {start.isoformat()}" + (f" to {end.isoformat()}" if end else " on")
+        super().__init__(
+            f"{what} is taken {span} by {who}, which overlaps this task's run {mine}; "
+            "set allow_overlap (policy resource: shared) to schedule it anyway."
+        )
+        self.resource = resource
+        self.holder = holder["id"] if visible else None
 
 
 class Unauthorized(OnairError):

@@ -30,15 +30,20 @@ async def schedule(client: httpx.AsyncClient, **kwargs: Any) -> str:
 
 
 async def wait_status(
-    client: httpx.AsyncClient, task_id: str, status: str, within: float = 15
+    client: httpx.AsyncClient,
+    task_id: str,
+    status: str,
+    within: float = 15,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The task in the shape of `status`, once it has it."""
+    """The task in the shape of `status`, once it has it (asked with `headers`: a user's task
+    needs its owner's or an admin's token on the Tasks API)."""
     async with asyncio.timeout(within):
         while True:
-            response = await client.get(f"/tasks/{task_id}")
+            response = await client.get(f"/tasks/{task_id}", headers=headers)
             assert response.status_code == 200, response.text
             if response.json()["status"] == status:
-                detail = await client.get(f"/tasks/{status}/{task_id}")
+                detail = await client.get(f"/tasks/{status}/{task_id}", headers=headers)
                 assert detail.status_code == 200, detail.text
                 return dict(detail.json())
             await asyncio.sleep(0.02)

@@ -7,10 +7,13 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from onair.accounts.tokens import Role, create_token
+from onair.config import AuthSettings
 from tests.conftest import Server
 from tests.integration.helpers import wait_status
 
@@ -19,10 +22,12 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
 
 
-def onair(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR__")}
-    env |= {"ONAIR_URL": server.url, "COLUMNS": "200"}
-    return run([sys.executable, "-m", "onair", *args], env)
+def onair(
+    server: Server, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR")}
+    environ |= {"ONAIR_URL": server.url, "COLUMNS": "200", **(env or {})}
+    return run([sys.executable, "-m", "onair", *args], environ)
 
 
 async def test_schedule_show_cancel_from_the_command_line(
@@ -85,3 +90,43 @@ async def test_clean_and_db_upgrade(shared_server: Server, tmp_path: Path) -> No
     assert upgraded.returncode == 0, upgraded.stderr
     assert "database is up to date" in upgraded.stdout
     assert (tmp_path / "fresh.db").stat().st_size > 0
+
+
+async def test_every_tasks_command_speaks_to_a_protected_node(
+    start_server: Callable[..., Server], database_url: str
+) -> None:
+    """With the Tasks API protected, each `onair tasks ...` command sends `--token` (or
+    `ONAIR_TOKEN`); without one it exits 1 saying which token it needs."""
+    secret = "a-secret-of-the-cli-test-long-enough-for-hs256"
+    server = start_server(
+        database_url, ONAIR__AUTH__PROTECT_TASKS_API="true", ONAIR__AUTH__SECRET=secret
+    )
+    settings = AuthSettings(secret=secret)  # type: ignore[arg-type]
+    admin = create_token("root", role=Role.ADMIN, settings=settings)
+    user = create_token("alice", settings=settings)
+    when = '{"datetime": "2030-01-01T00:00:00"}'
+    commands = [
+        ("tasks", "schedule", "test", "--condition", "at", "--when", when),
+        ("tasks", "list"),
+        ("tasks", "preview", "--condition", "at", "--when", when),
+        ("tasks", "clean"),
+        ("tasks", "watch", "--once"),
+    ]
+    for command in commands:
+        refused = await asyncio.to_thread(onair, server, *command)
+        assert refused.returncode == 1, (command, refused.stdout)
+        assert "401: Not authenticated: the Tasks API is protected" in refused.stdout, command
+        assert "needs an admin token: pass --token or set ONAIR_TOKEN" in refused.stdout
+        forbidden = await asyncio.to_thread(onair, server, *command, "--token", user)
+        if command[1] != "watch":  # the dashboard's data shows a user their own tasks
+            assert forbidden.returncode == 1, (command, forbidden.stdout)
+            assert "403: Forbidden: the Tasks API is protected" in forbidden.stdout, command
+    scheduled = await asyncio.to_thread(onair, server, *commands[0], "--token", admin)
+    assert scheduled.returncode == 0, scheduled.stdout
+    match = re.search(r"scheduled ([0-9a-f-]{36})", scheduled.stdout)
+    assert match is not None, scheduled.stdout
+    task_id = match.group(1)
+    for command in [*commands[1:], ("tasks", "show", task_id), ("tasks", "cancel", task_id)]:
+        done = await asyncio.to_thread(onair, server, *command, env={"ONAIR_TOKEN": admin})
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+    assert f"cancelled {task_id}" in done.stdout

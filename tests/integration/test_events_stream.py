@@ -21,8 +21,8 @@ from onair.config import AuthSettings
 from onair.engine.core import Engine
 from onair.engine.registry import Registry
 from onair.operations.credit_recharge import CreditRecharge
-from onair.scheduler import SchedulerService, TaskType
 from onair.store.database import Store
+from onair.tasks import SchedulerService, TaskType
 from tests.conftest import Server
 from tests.integration.helpers import body, schedule, wait_status
 

@@ -360,6 +360,10 @@ async def test_bodies_over_the_limits_are_refused_before_they_are_kept(
         assert response.status_code == 413, response.text
         assert response.json() == {"detail": over.format(2000)}
 
-        response = await client.post("/tasks", content=b'{"operation": "' + b"x" * 3000 + b'"}')
+        response = await client.post(
+            "/tasks",
+            content=b'{"operation": "' + b"x" * 3000 + b'"}',
+            headers={"content-type": "application/json"},
+        )
         assert response.status_code == 413, response.text
         assert response.json() == {"status_code": 413, "detail": over.format(2000)}

@@ -106,7 +106,7 @@ async def test_play_sound_plays_the_whole_sound_and_spends_a_credit(
     task_id = await play(client, cookie(alice), {"sound_id": sound["id"]})
     task = await wait_task(client, cookie(alice), task_id)
     assert task["status"] == "completed", task
-    run = await result(client, task_id)
+    run = await result(client, task_id, cookie(alice))
     played = run["result"]
     assert played["sound_id"] == sound["id"]
     assert (played["name"], played["output"], played["credits_spent"]) == ("a", "default", 1)
@@ -201,7 +201,7 @@ async def test_play_modes(
     task_id = await play(client, admin, parameters, system=True)
     task = await wait_task(client, admin, task_id)
     assert task["status"] == "completed", task
-    played = (await result(client, task_id))["result"]
+    played = (await result(client, task_id, admin))["result"]
     positions = [t["position"] for t in played["tracks"]]
     assert [t["sound_id"] for t in played["tracks"]] == [sounds[p]["id"] for p in positions]
     assert (played["play_mode"], played["shuffle"], played["credits_spent"]) == (mode, shuffle, 0)
@@ -232,7 +232,7 @@ async def test_credits_pay_for_what_plays_and_refuse_what_they_cannot(
     # Seven tracks, five credits: the five paid for play, the run completes.
     task_id = await play(client, cookie(alice), {"playlist_id": playlist["id"]})
     assert (await wait_task(client, cookie(alice), task_id))["status"] == "completed"
-    run = await result(client, task_id)
+    run = await result(client, task_id, cookie(alice))
     assert (len(run["result"]["tracks"]), run["result"]["credits_spent"]) == (CREDITS, CREDITS)
     credits, [spent] = await balance(client, alice)
     assert credits == 0
@@ -255,6 +255,8 @@ async def test_credits_pay_for_what_plays_and_refuse_what_they_cannot(
     admin = someone()
     task_id = await play(client, cookie(admin, Role.ADMIN), {"sound_id": short["id"]}, system=True)
     assert (await wait_task(client, cookie(admin, Role.ADMIN), task_id))["status"] == "completed"
-    assert (await result(client, task_id))["result"]["credits_spent"] == 0
+    assert (await result(client, task_id, cookie(admin, Role.ADMIN)))["result"][
+        "credits_spent"
+    ] == 0
     credits, transactions = await balance(client, admin)
     assert (credits, transactions) == (CREDITS, [])

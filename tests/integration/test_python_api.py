@@ -232,7 +232,7 @@ async def test_settings_and_url(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'other.db'}"
     settings = Settings(credits={"daily_recharge": False})  # type: ignore[arg-type]
     async with Scheduler(settings, database_url=url) as scheduler:
-        assert scheduler.services.settings.store.url == url
+        assert scheduler.node.settings.store.url == url
         assert await scheduler.get_task(DAILY_RECHARGE_ID) is None
     assert (tmp_path / "other.db").exists()
 

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from onair.config import EngineSettings
+from onair.engine.admission import ANYONE, Admission, Hold, Role
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Spec, Status
 from onair.engine.policies import Policy
@@ -143,6 +144,10 @@ class Flaky:
     name: ClassVar[str] = "flaky"
     Parameters: ClassVar[type[BaseModel]] = NoParameters
     policy: ClassVar[Policy] = Policy()
+    roles: ClassVar[frozenset[Role]] = ANYONE
+
+    async def admit(self, parameters: Any, admission: Admission) -> Hold | None:
+        return None
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, int, UUID]] = []

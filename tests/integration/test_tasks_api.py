@@ -168,15 +168,25 @@ async def test_malformed_json_and_wrong_method(client: httpx.AsyncClient) -> Non
     assert response.json() == {"status_code": 405, "detail": "Method Not Allowed"}
 
 
-async def test_body_without_json_content_type_and_numbers_as_strings(
-    client: httpx.AsyncClient,
-) -> None:
-    response = await client.post(
-        "/tasks",
-        content=b'{"operation": {"type": "test", "parameters": {}},'
-        b' "condition": {"type": "now", "parameters": {}}, "dependencies": {}}',
-        headers={"content-type": "application/x-www-form-urlencoded"},
+async def test_a_body_must_be_json_and_numbers_are_strings(client: httpx.AsyncClient) -> None:
+    """What `curl -d` sends without a header (a form) is refused, as a web page's would be;
+    the same bytes as JSON are a task."""
+    task = (
+        b'{"operation": {"type": "test", "parameters": {}},'
+        b' "condition": {"type": "now", "parameters": {}}, "dependencies": {}}'
     )
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    response = await client.post("/tasks", content=task, headers=form)
+    assert response.status_code == 415, response.text
+    assert response.json() == {
+        "status_code": 415,
+        "detail": (
+            "The body must be JSON, sent with Content-Type: application/json "
+            "(not application/x-www-form-urlencoded)."
+        ),
+    }
+    json_utf8 = {"content-type": "application/json; charset=utf-8"}
+    response = await client.post("/tasks", content=task, headers=json_utf8)
     assert response.status_code == 201, response.text
     response = await client.post("/tasks", json=body(operation=1))  # type: ignore[arg-type]
     assert response.status_code == 400

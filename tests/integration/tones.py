@@ -80,8 +80,8 @@ async def wait_task(
             await asyncio.sleep(0.02)
 
 
-async def result(client: httpx.AsyncClient, task_id: str) -> Any:
-    """The latest run's result (the Tasks API keeps it)."""
-    response = await client.get(f"/tasks/{task_id}/runs?limit=1")
+async def result(client: httpx.AsyncClient, task_id: str, headers: dict[str, str]) -> Any:
+    """The latest run's result (the Tasks API keeps it), asked with its owner's `headers`."""
+    response = await client.get(f"/tasks/{task_id}/runs?limit=1", headers=headers)
     assert response.status_code == 200, response.text
     return response.json()["runs"][0]

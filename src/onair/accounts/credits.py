@@ -20,9 +20,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from onair.accounts import queries
 from onair.accounts.tokens import Principal, Role
 from onair.config import PlanSettings
+from onair.store import accounts as queries
 from onair.store.database import Store
 from onair.timeutil import Clock, SystemClock
 
@@ -169,3 +169,22 @@ class Accounts:
         async with self.store.begin() as conn:
             rows, total = await queries.list_transactions(conn, user_id, limit=limit, offset=offset)
         return [CreditTransaction.from_row(r) for r in rows], total
+
+    async def spend(
+        self, user_id: str, *, run_id: UUID, task_id: UUID, cost: int, wanted: int
+    ) -> int:
+        """Take `cost` credits for each of up to `wanted` items from `user_id`, as many as the
+        balance pays for, into the run's one transaction (keyed by `run_id`). Returns how many
+        items are paid for: 0 when not even one (nothing changes; also for an unknown user)."""
+        async with self.store.begin() as conn:
+            return await queries.reserve(
+                conn, user_id, run_id, task_id, "play", cost, wanted, self.clock.now()
+            )
+
+    async def refund(self, user_id: str, *, run_id: UUID, credits: int) -> None:
+        """Give back `credits` of what run `run_id` took from `user_id` (items it did not
+        play); a run that spent nothing in the end leaves no transaction."""
+        if credits <= 0:
+            return
+        async with self.store.begin() as conn:
+            await queries.refund(conn, user_id, run_id, credits, self.clock.now())

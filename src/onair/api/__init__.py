@@ -1,85 +1,39 @@
-"""The HTTP surfaces. `create_api` assembles the routers onto one FastAPI application."""
+"""The HTTP surfaces. `create_api` assembles the routers of both surfaces onto one FastAPI
+application serving one node."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from fastapi import FastAPI
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from onair.api import (
-    events,
-    media,
-    metrics,
-    preview,
-    scheduler,
-    synchronizer,
-    tasks,
-    ui,
-    users,
-)
-from onair.api.deps import NO_TELEMETRY
-from onair.api.errors import install_reference_errors
+from onair.api import events, media, monitoring, preview, scheduler, tasks, ui, users
+from onair.api.deps import NO_TELEMETRY, ApiState
+from onair.api.errors import Shape, install_errors
+from onair.api.eventlog import EventLog
+from onair.api.metrics import Metrics
+from onair.api.middleware import BodyLimit, Gate, StripTrailingSlash, own_names
+from onair.node import Node
+
+UPLOADS = "/api/v1/sounds"
+"""The one route whose body is not JSON (multipart), with its own size limit."""
 
 
-class StripTrailingSlash:
-    """`/tasks/` is `/tasks`, as on the reference, without a redirect."""
+def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[Any]]) -> FastAPI:
+    """The application serving `node`; `start(node)` runs the node for the application's
+    lifespan. Watchers of the engine's events (metrics, the event stream's history) subscribe
+    here, before the engine starts, so that they miss no run."""
+    state = ApiState(node, Metrics(node.engine), EventLog(node.engine, node.settings.events))
+    node.synchronizer.watch(state.metrics.cycle)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with start(node):
+            yield {"api": state}  # `request.state.api`, on the user API too
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            scope = dict(scope, path=re.sub("/+$", "", path) or "/")
-        await self.app(scope, receive, send)
-
-
-class BodyLimit:
-    """413 for a request body over `limit` bytes (under a path prefix of `larger`: its
-    limit). It is raised as an `HTTPException` from the body's first read when the
-    Content-Length says so, else from the read that goes over (a chunked body), so each
-    surface answers it in its own error shape and nothing of the body is kept. Starlette's
-    own limiter answers in plain text whatever the application sends."""
-
-    def __init__(self, app: ASGIApp, limit: int, larger: Mapping[str, int]) -> None:
-        self.app, self.limit, self.larger = app, limit, larger
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        limit = next((n for p, n in self.larger.items() if path.startswith(p)), self.limit)
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
-        received = int(declared) if declared.isdigit() else 0
-
-        async def limited() -> Message:
-            nonlocal received
-            if received > limit:
-                raise HTTPException(413, f"The request body is over {limit} bytes.")
-            message = await receive()
-            if not declared and message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise HTTPException(413, f"The request body is over {limit} bytes.")
-            return message
-
-        await self.app(scope, limited, send)
-
-
-def create_api(
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
-    *,
-    max_body_size: int = 1 << 20,
-    larger_bodies: Mapping[str, int] | None = None,
-) -> FastAPI:
-    """The application with both surfaces; `lifespan` provides `app.state.engine`. Request
-    bodies over `max_body_size` bytes get 413 (under a path prefix of `larger_bodies`: over
-    its limit)."""
     app = FastAPI(
         title="onair",
         summary="The scheduler for radio stations and audio platforms.",
@@ -89,24 +43,29 @@ def create_api(
         telemetry=NO_TELEMETRY,
         # The Tasks API's routes are the application's own rather than included routers:
         # FastAPI matches an included router's routes twice per request, with bookkeeping,
-        # which was 10% of a `POST /tasks`. Their route class protects them (`TasksRoute`).
+        # which was 10% of a `POST /tasks`.
         routes=[
             route
-            for router in (tasks.router, synchronizer.router, preview.router, events.router)
+            for router in (tasks.router, monitoring.tasks_router, preview.router, events.router)
             for route in router.routes
         ],
     )
-    install_reference_errors(app)
-    app.include_router(metrics.router)
+    install_errors(app, Shape.REFERENCE)
+    app.include_router(monitoring.router)
     ui.install(app)
-    app.mount(
-        "/api/v1",
-        users.create_user_api(
-            app, scheduler.router, preview.user_router, events.user_router, media.router
-        ),
+    user_api = users.create_user_api(
+        scheduler.router, preview.user_router, events.user_router, media.router
     )
-    app.add_middleware(BodyLimit, limit=max_body_size, larger=larger_bodies or {})
+    app.mount("/api/v1", user_api)
+    settings = node.settings
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.server.max_body_size,
+        larger={UPLOADS: settings.audio.max_upload_size},
+    )
     app.add_middleware(StripTrailingSlash)
+    names = own_names(settings.server.host, settings.server.allowed_hosts)
+    app.add_middleware(Gate, names=names, uploads=(UPLOADS,))
     _documentation_last(app)
     return app
 

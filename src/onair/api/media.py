@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from onair.accounts.tokens import Principal
-from onair.api.users import CurrentUser
-from onair.audio.library import Library, Playlist, Sound
+from onair.api.deps import CurrentUser, LibraryDep
+from onair.audio.library import Playlist, Sound
 from onair.timeutil import UTCInstant
 
 router = APIRouter(tags=["media"])
@@ -27,14 +27,6 @@ _CHUNK = 1 << 20
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
-
-
-async def _library(request: Request) -> Library:
-    library: Library = request.app.state.parent.state.services.library
-    return library
-
-
-LibraryDep = Annotated[Library, Depends(_library)]
 
 
 def _visible_to(user: Principal) -> str | None:

@@ -1,4 +1,5 @@
-"""`GET /metrics`: this node's runs, lateness and store timings in Prometheus text format.
+"""The metrics of `GET /metrics` (`onair.api.monitoring`): this node's runs, lateness and
+store timings, in Prometheus text format.
 
 Counters and histograms are fed by the engine's events as they happen on this node only
 (`remote=False`): on PostgreSQL every node also hears the others' events, and counting those
@@ -13,11 +14,9 @@ several nodes can live in one process (the tests do).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from onair.broadcast.synchronizer import Cycle
@@ -148,17 +147,3 @@ class Metrics:
     async def exposition(self) -> bytes:
         await self.refresh()
         return generate_latest(self.registry)
-
-
-async def _metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-router = APIRouter()
-
-
-@router.get("/metrics", tags=["operations"], response_class=Response)
-async def metrics(found: Annotated[Metrics, Depends(_metrics)]) -> Response:
-    """This node's metrics in Prometheus text format (open, like `/ping`: counts only)."""
-    return Response(await found.exposition(), media_type=CONTENT_TYPE_LATEST)

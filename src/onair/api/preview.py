@@ -13,14 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from onair.api.deps import engine_of
+from onair.api.deps import CurrentUser, ServiceDep, caller_of, service_of
 from onair.api.models import NaiveUTC, Specification
-from onair.api.tasks import TasksRoute
-from onair.api.users import CurrentUser, SchedulerDep
+from onair.api.routing import TasksRoute
 from onair.engine.conditions import parse_condition
 from onair.engine.preview import PreviewItem, upcoming
 from onair.errors import InvalidParameters, Problem
-from onair.scheduler import TaskCreate, TaskType, _seed_key
+from onair.tasks import TaskCreate, TaskType, _seed_key
 from onair.timeutil import UTCInstant
 
 MAX_COUNT = 500
@@ -53,8 +52,9 @@ router = APIRouter(route_class=TasksRoute)
 @router.post("/tasks/preview", operation_id="TasksPreview", tags=["tasks"])
 async def preview_condition(body: PreviewRequest, request: Request) -> Preview:
     """onair: the next instants of a condition, for a task added now (nothing is stored)."""
+    await caller_of(request)  # open or protected as the rest of the Tasks API
     condition = parse_condition(body.condition.type, dict(body.condition.parameters))
-    items = upcoming(condition, engine_of(request).clock.now(), body.count)
+    items = upcoming(condition, service_of(request).engine.clock.now(), body.count)
     return Preview(instants=[Instant.of(item) for item in items])
 
 
@@ -86,7 +86,7 @@ user_router = APIRouter(prefix="/scheduler", tags=["scheduler"])
 
 @user_router.post("/preview")
 async def preview_schedule(
-    request: Annotated[SchedulePreview, Body()], user: CurrentUser, scheduler: SchedulerDep
+    request: Annotated[SchedulePreview, Body()], user: CurrentUser, scheduler: ServiceDep
 ) -> SeedPreview:
     """The next instants of a schedule, for a task created now (nothing is stored). Errors
     name the request's fields, as creating the task would."""

@@ -10,9 +10,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from onair.accounts.tokens import Principal
-from onair.api.users import AdminUser, CurrentUser, SchedulerDep
-from onair.scheduler import ScheduledTask, TaskCreate, TaskStatus
+from onair.api.deps import AdminUser, CurrentUser, ServiceDep, as_caller
+from onair.tasks import ScheduledTask, TaskCreate, TaskStatus
 
 router = APIRouter(prefix="/scheduler", tags=["scheduler"])
 
@@ -27,57 +26,53 @@ class TaskPage(BaseModel):
     offset: int
 
 
-def _visible_to(user: Principal) -> str | None:
-    return None if user.is_admin else user.user_id
-
-
 @router.post("/tasks", status_code=201)
 async def create_task(
-    request: TaskCreate, user: CurrentUser, scheduler: SchedulerDep
+    request: TaskCreate, user: CurrentUser, scheduler: ServiceDep
 ) -> ScheduledTask:
     """Schedule a task of the caller's. `credit_recharge` is for admins only (403)."""
-    return await scheduler.create(request, user_id=user.user_id, admin=user.is_admin)
+    return await scheduler.create(request, as_caller(user))
 
 
 @router.get("/tasks")
 async def list_tasks(
     user: CurrentUser,
-    scheduler: SchedulerDep,
+    scheduler: ServiceDep,
     status: TaskStatus | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> TaskPage:
     """The caller's tasks, newest first, with how many match."""
-    tasks, total = await scheduler.page(
-        user_id=user.user_id, status=status, limit=limit, offset=offset
+    tasks, total = await scheduler.scheduled(
+        as_caller(user), owner=user.user_id, status=status, limit=limit, offset=offset
     )
     return TaskPage(tasks=tasks, total=total, limit=limit, offset=offset)
 
 
 @router.get("/tasks/{task_id}")
-async def get_task(task_id: UUID, user: CurrentUser, scheduler: SchedulerDep) -> ScheduledTask:
-    return await scheduler.find(task_id, visible_to=_visible_to(user))
+async def get_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> ScheduledTask:
+    return await scheduler.find(task_id, as_caller(user))
 
 
 @router.delete("/tasks/{task_id}")
-async def cancel_task(task_id: UUID, user: CurrentUser, scheduler: SchedulerDep) -> ScheduledTask:
+async def cancel_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> ScheduledTask:
     """Cancel a pending or running task (a running one is stopped); 409 once it has finished."""
-    return await scheduler.cancel(task_id, visible_to=_visible_to(user))
+    return await scheduler.withdraw(task_id, as_caller(user))
 
 
 @router.post("/admin/system-tasks", status_code=201)
 async def create_system_task(
-    request: TaskCreate, admin: AdminUser, scheduler: SchedulerDep
+    request: TaskCreate, admin: AdminUser, scheduler: ServiceDep
 ) -> ScheduledTask:
     """Schedule a system task (no user). The node already keeps "Daily Credit Recharge" (see
     docs/auth.md); creating another recharge adds a second one."""
-    return await scheduler.create(request, user_id=None)
+    return await scheduler.create(request, as_caller(admin, system=True))
 
 
 @router.get("/admin/tasks")
 async def list_all_tasks(
     admin: AdminUser,
-    scheduler: SchedulerDep,
+    scheduler: ServiceDep,
     status: TaskStatus | None = None,
     user_id: Annotated[str | None, Query(max_length=128)] = None,
     task_type: Annotated[str | None, Query(max_length=64)] = None,
@@ -85,9 +80,10 @@ async def list_all_tasks(
     offset: Offset = 0,
 ) -> TaskPage:
     """Every task (or those of `user_id`), newest first, with how many match."""
-    tasks, total = await scheduler.page(
-        user_id=user_id,
-        any_user=user_id is None,
+    tasks, total = await scheduler.scheduled(
+        as_caller(admin),
+        owner=user_id,
+        any_owner=user_id is None,
         status=status,
         task_type=task_type,
         limit=limit,

@@ -1,19 +1,19 @@
-"""The broadcast scheduler's Tasks API and `/ping`, as the reference serves them (contract §1.3)."""
+"""The broadcast scheduler's Tasks API and `/ping`, as the reference serves them (contract §1.3).
+
+Every route acts for the request's caller (`onair.api.deps.caller_of`) through the task service:
+the station without a token on the open Tasks API, a token's admin or user otherwise."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
-from onair.api.deps import engine_of
+from onair.api.deps import caller_of, service_of
 from onair.api.models import (
     CancelledTask,
     CleaningResult,
@@ -31,7 +31,7 @@ from onair.api.models import (
     by_status,
     generic,
 )
-from onair.api.users import protect_tasks_api
+from onair.api.routing import TasksRoute
 from onair.engine.cleaning import parse_strategy
 from onair.engine.models import NewTask, Spec, Status
 from onair.errors import TaskNotFound
@@ -52,66 +52,6 @@ class AnyUUIDConvertor(Convertor[str]):
 register_url_convertor("anyuuid", AnyUUIDConvertor())
 
 
-class TasksRoute(APIRoute):
-    """A route of the Tasks API. It requires an admin token when `auth.protect_tasks_api` is
-    on (`protect_tasks_api`); the check runs here rather than as a dependency, which FastAPI
-    would solve on every request, protection on or off (6% of a `POST /tasks`).
-
-    A route with a body takes that body (one model) and the `Request`, and returns a model.
-    It reads the body as JSON whatever its content type says, as the reference does (so
-    `curl -d '{...}'` without a header works), validating it straight from its bytes, and
-    writes the returned model without validating it again. FastAPI's own handler would parse
-    the JSON, validate the result, solve the (empty) dependencies, validate the returned model
-    again and serialize it, with bookkeeping at each step: 30% of a `POST /tasks`. Errors are
-    FastAPI's `RequestValidationError`, located under `body`, answered as any other."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler() if self.body_field is None else self._json_body()
-
-        async def tasks_api(request: Request) -> Response:
-            protect_tasks_api(request)
-            return await handler(request)
-
-        return tasks_api
-
-    def _json_body(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        dependant = self.dependant
-        others = (
-            dependant.path_params,
-            dependant.query_params,
-            dependant.header_params,
-            dependant.cookie_params,
-            dependant.dependencies,
-        )
-        annotation = self.body_field.field_info.annotation if self.body_field else None
-        request_name = dependant.request_param_name
-        if any(others) or len(dependant.body_params) != 1 or annotation is None:
-            raise TypeError(f"{self.path}: a route with a body takes only it and the Request")
-        if request_name is None or self.response_model is None:
-            raise TypeError(f"{self.path}: a route with a body takes the Request, returns a model")
-        body_name, body = dependant.body_params[0].name, TypeAdapter(annotation)
-        answer = TypeAdapter(self.response_model)
-        endpoint, status = self.endpoint, self.status_code or 200
-
-        async def json_body(request: Request) -> Response:
-            raw = await request.body()
-            if not raw:
-                missing = {"type": "missing", "loc": ("body",), "msg": "Field required"}
-                raise RequestValidationError([missing | {"input": None}])
-            try:
-                value = body.validate_json(raw)
-            except ValidationError as error:
-                errors = error.errors(include_url=False)
-                raise RequestValidationError(
-                    [e | {"loc": ("body", *e["loc"])} for e in errors], body=raw
-                ) from None
-            result = await endpoint(**{body_name: value, request_name: request})
-            content = answer.dump_json(result, by_alias=True)  # as FastAPI writes models
-            return Response(content, status, media_type="application/json")
-
-        return json_body
-
-
 router = APIRouter(route_class=TasksRoute)
 TaskId = Annotated[UUID, "a task id; hex with or without hyphens"]
 
@@ -129,21 +69,24 @@ async def head_ping() -> Response:
 
 @router.get("/tasks", operation_id="TasksList", tags=["tasks"])
 async def list_tasks(request: Request) -> TaskIndex:
-    """Every task id, by status."""
-    index = await engine_of(request).index()
+    """Every task id the caller may see, by status."""
+    index = await service_of(request).index(await caller_of(request))
     return TaskIndex(**{status.value: ids for status, ids in index.items()})
 
 
 @router.post("/tasks", status_code=201, operation_id="TasksSchedule", tags=["tasks"])
 async def schedule(body: ScheduleRequest, request: Request) -> PendingTask:
     """Add a task. Its parameters, condition and dependencies are checked before it is stored."""
-    task = await engine_of(request).add(
+    caller = await caller_of(request)
+    task = await service_of(request).add(
         NewTask(
             operation=Spec(body.operation.type, body.operation.parameters),
             condition=Spec(body.condition.type, body.condition.parameters),
             dependencies=body.dependencies,
+            owner=caller.owner,
             policy=body.policy,
-        )
+        ),
+        caller,
     )
     # Answered as pending even when a dependency had already failed and so has the task:
     # that is how it was added, and GET shows what became of it.
@@ -152,23 +95,25 @@ async def schedule(body: ScheduleRequest, request: Request) -> PendingTask:
 
 @router.post("/tasks/clean", status_code=200, operation_id="TasksCleanClean", tags=["tasks"])
 async def clean(body: CleanRequest, request: Request) -> CleaningResult:
-    """Remove finished tasks that no task depends on, as the strategy selects."""
+    """Remove finished tasks the caller may see that no task depends on, as the strategy
+    selects."""
+    caller = await caller_of(request)
     strategy = parse_strategy(body.strategy.type, body.strategy.parameters)
-    engine = engine_of(request)
-    removed = await engine.clean(strategy.cutoff(engine.clock.now()))
+    service = service_of(request)
+    removed = await service.clean(caller, strategy.cutoff(service.engine.clock.now()))
     return CleaningResult(removed=removed)
 
 
 @router.get("/tasks/{id:anyuuid}", operation_id="TasksIdGet", tags=["tasks"])
 async def get_task(id: TaskId, request: Request) -> GenericTask:
     """The task, its status, its next due instant and its latest run (with its lateness)."""
-    return generic(*await engine_of(request).details(id))
+    return generic(*await service_of(request).details(id, await caller_of(request)))
 
 
 @router.delete("/tasks/{id:anyuuid}", operation_id="TasksIdCancel", tags=["tasks"])
 async def cancel(id: TaskId, request: Request) -> CancelledTask:
     """Cancel a pending or running task (a running one is stopped). 409 once it has finished."""
-    task = await engine_of(request).cancel(id)
+    task = await service_of(request).cancel(id, await caller_of(request))
     model = by_status(task)
     assert isinstance(model, CancelledTask)
     return model
@@ -182,13 +127,14 @@ async def runs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunPage:
     """onair: the task's runs, newest first, with each one's lateness."""
-    page, count = await engine_of(request).runs(id, limit=limit, offset=offset)
+    caller = await caller_of(request)
+    page, count = await service_of(request).runs(id, caller, limit=limit, offset=offset)
     return RunPage(runs=[RunModel.of(r) for r in page], count=count, limit=limit, offset=offset)
 
 
 def _by_status_route(status: Status, model: type[BaseModel]) -> None:
     async def get(id: TaskId, request: Request) -> Any:
-        task = await engine_of(request).get(id)
+        task = await service_of(request).get(id, await caller_of(request))
         if task.status is not status:
             raise TaskNotFound(id)
         return by_status(task)

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from onair.audio import queries
 from onair.audio.probe import UnsupportedAudio, probe
 from onair.engine.models import Record
 from onair.errors import Conflict, InvalidParameters, NotFound, Problem
+from onair.store import media, queries
 from onair.store.database import Connection, Store
 from onair.timeutil import Clock, SystemClock
 
@@ -179,7 +179,7 @@ class Library:
         await asyncio.to_thread(incoming.rename, target)
         try:
             async with self.store.begin() as conn:
-                await queries.insert_sound(conn, values)
+                await media.insert_sound(conn, values)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -188,7 +188,7 @@ class Library:
     async def sound(self, sound_id: UUID, *, visible_to: str | None = None) -> Sound:
         """Raises: SoundNotFound (also for a sound `visible_to` does not own)."""
         async with self.store.begin() as conn:
-            row = await queries.get_sound(conn, sound_id)
+            row = await media.get_sound(conn, sound_id)
         if row is None or (visible_to is not None and row["owner"] != visible_to):
             raise SoundNotFound(sound_id)
         return Sound.from_row(row)
@@ -198,7 +198,7 @@ class Library:
     ) -> tuple[list[Sound], int]:
         """A page of sounds, newest first, and how many there are."""
         async with self.store.begin() as conn:
-            rows, total = await queries.list_sounds(conn, visible_to, limit=limit, offset=offset)
+            rows, total = await media.list_sounds(conn, visible_to, limit=limit, offset=offset)
         return [Sound.from_row(r) for r in rows], total
 
     async def rename_sound(
@@ -207,7 +207,7 @@ class Library:
         """Raises: SoundNotFound."""
         await self.sound(sound_id, visible_to=visible_to)
         async with self.store.begin() as conn:
-            await queries.rename_sound(conn, sound_id, name, self.clock.now())
+            await media.rename_sound(conn, sound_id, name, self.clock.now())
         return await self.sound(sound_id)
 
     async def delete_sound(self, sound_id: UUID, *, visible_to: str | None = None) -> Sound:
@@ -218,14 +218,14 @@ class Library:
             MediaInUse: a pending or running task plays it, or plays a playlist holding it.
         """
         async with self.store.begin() as conn:
-            row = await queries.get_sound(conn, sound_id)
+            row = await media.get_sound(conn, sound_id)
             if row is None or (visible_to is not None and row["owner"] != visible_to):
                 raise SoundNotFound(sound_id)
-            playlist_ids = await queries.playlists_with(conn, sound_id)
+            playlist_ids = await media.playlists_with(conn, sound_id)
             users = await queries.tasks_playing(conn, sound_id=sound_id, playlist_ids=playlist_ids)
             if users:
                 raise MediaInUse(f"Sound {sound_id}", users)
-            await queries.delete_sound(conn, sound_id)
+            await media.delete_sound(conn, sound_id)
         sound = Sound.from_row(row)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.file(sound).unlink)
@@ -251,7 +251,7 @@ class Library:
         values = {"id": playlist_id, "owner": owner, "name": name}
         async with self.store.begin() as conn:
             await self._check_sounds(conn, sound_ids, visible_to)
-            await queries.insert_playlist(
+            await media.insert_playlist(
                 conn, values | {"created_at": now, "updated_at": now}, sound_ids
             )
         return await self.playlist(playlist_id)
@@ -269,7 +269,7 @@ class Library:
 
         Raises: PlaylistNotFound; InvalidParameters as `create_playlist`."""
         async with self.store.begin() as conn:
-            row = await queries.get_playlist(conn, playlist_id)
+            row = await media.get_playlist(conn, playlist_id)
             if row is None or (visible_to is not None and row["owner"] != visible_to):
                 raise PlaylistNotFound(playlist_id)
             changes: dict[str, Any] = {"updated_at": self.clock.now()}
@@ -277,14 +277,14 @@ class Library:
                 changes["name"] = name
             if sound_ids is not None:
                 await self._check_sounds(conn, sound_ids, visible_to)
-                await queries.set_tracks(conn, playlist_id, sound_ids)
-            await queries.update_playlist(conn, playlist_id, changes)
+                await media.set_tracks(conn, playlist_id, sound_ids)
+            await media.update_playlist(conn, playlist_id, changes)
         return await self.playlist(playlist_id)
 
     async def _check_sounds(
         self, conn: Connection, sound_ids: Sequence[UUID], visible_to: str | None
     ) -> None:
-        found = await queries.get_sounds(conn, sound_ids)
+        found = await media.get_sounds(conn, sound_ids)
         problems = [
             Problem(f"Sound not found: {sound_id}.", f"sound_ids.{index}")
             for index, sound_id in enumerate(sound_ids)
@@ -297,10 +297,10 @@ class Library:
     async def playlist(self, playlist_id: UUID, *, visible_to: str | None = None) -> Playlist:
         """Raises: PlaylistNotFound (also for a playlist `visible_to` does not own)."""
         async with self.store.begin() as conn:
-            row = await queries.get_playlist(conn, playlist_id)
+            row = await media.get_playlist(conn, playlist_id)
             if row is None or (visible_to is not None and row["owner"] != visible_to):
                 raise PlaylistNotFound(playlist_id)
-            tracks = await queries.tracks(conn, [playlist_id])
+            tracks = await media.tracks(conn, [playlist_id])
         return _playlist(row, tracks[playlist_id])
 
     async def playlists(
@@ -308,8 +308,8 @@ class Library:
     ) -> tuple[list[Playlist], int]:
         """A page of playlists, newest first, and how many there are."""
         async with self.store.begin() as conn:
-            rows, total = await queries.list_playlists(conn, visible_to, limit=limit, offset=offset)
-            tracks = await queries.tracks(conn, [r["id"] for r in rows])
+            rows, total = await media.list_playlists(conn, visible_to, limit=limit, offset=offset)
+            tracks = await media.tracks(conn, [r["id"] for r in rows])
         return [_playlist(row, tracks[row["id"]]) for row in rows], total
 
     async def delete_playlist(
@@ -326,7 +326,7 @@ class Library:
             users = await queries.tasks_playing(conn, playlist_ids=[playlist_id])
             if users:
                 raise MediaInUse(f"Playlist {playlist_id}", users)
-            await queries.delete_playlist(conn, playlist_id)
+            await media.delete_playlist(conn, playlist_id)
         return playlist
 
 

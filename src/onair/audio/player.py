@@ -20,7 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from onair.audio.outputs import Output
+from onair.audio.outputs import describe, ffmpeg_args
+from onair.config import Output
 from onair.errors import InvalidInput, OperationError, Problem
 from onair.ffmpeg import FfmpegFailed, run_ffmpeg
 from onair.timeutil import Clock, SystemClock
@@ -35,9 +36,12 @@ class UnknownOutput(InvalidInput):
 
 
 class OutputBusy(OperationError):
-    def __init__(self, name: str, playing: str, waited: float) -> None:
+    """The output stayed busy. The message never says with what: a run's error is shown to its
+    owner, and what plays may be another user's (`Player.playing()` tells operators)."""
+
+    def __init__(self, name: str, waited: float) -> None:
         super().__init__(
-            f"Output {name} is busy playing {playing}; gave up after waiting {waited:g} s."
+            f"Output {name} is busy with another playback; gave up after waiting {waited:g} s."
         )
         self.output = name
 
@@ -213,7 +217,8 @@ class Player:
             async with asyncio.timeout(wait):
                 await lock.acquire()
         except TimeoutError:
-            raise OutputBusy(name, self._playing.get(name, "something"), wait) from None
+            logger.info("output %s stayed busy with %s", name, self._playing.get(name, "?"))
+            raise OutputBusy(name, wait) from None
         try:
             if self._closed:
                 raise PlayerStopped(name)
@@ -240,10 +245,10 @@ class Player:
             "-map",
             "0:a:0",
             *([] if limit is None else ["-t", f"{limit:.3f}"]),
-            *output.ffmpeg_args(),
+            *ffmpeg_args(output),
         ]
         started, start = self._clock.now(), time.monotonic()
-        logger.info("Playing %s on %s (%s)", path.name, name, output.describe())
+        logger.info("Playing %s on %s (%s)", path.name, name, describe(output))
         process = asyncio.create_task(run_ffmpeg(args))
         self._processes.add(process)
         try:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from onair.config import EngineSettings
 from onair.engine import intake, transitions
+from onair.engine.admission import ADMINS, SYSTEM, Admission, Caller, Role, span
 from onair.engine.conditions import parse_condition, problems_of
 from onair.engine.events import Event, Events
 from onair.engine.models import FINISHED, NewTask, Record, Run, Status, Task
@@ -27,6 +28,7 @@ from onair.engine.registry import Registry
 from onair.engine.triggers import OneShot
 from onair.engine.worker import Worker
 from onair.errors import (
+    Forbidden,
     InvalidParameters,
     Problem,
     TaskFinished,
@@ -77,26 +79,30 @@ class Engine:
 
     # Adding ---------------------------------------------------------------------------------
 
-    async def add(self, new: NewTask) -> Task:
-        """Validate and store a task; it runs when due. Tasks added at the same time by
-        several callers share a transaction (`intake.py`); each call answers once its own
+    async def add(self, new: NewTask, caller: Caller = SYSTEM) -> Task:
+        """Admit and store a task for `caller`; it runs when due. Tasks added at the same time
+        by several callers share a transaction (`intake.py`); each call answers once its own
         task is committed.
 
         Raises:
             UnknownOperation, UnknownCondition, InvalidParameters: refused at the door.
+            Forbidden: the operation is not for `caller`'s role, or the task is someone
+                else's and `caller` is not an admin.
+            ResourceTaken: its first run would overlap what another task holds.
             UnknownDependency: a dependency names no task.
             TaskExists: `new.id` is taken.
         """
-        row = await self._intake.submit(self._prepare(new, self.clock.now()))
+        row = await self._intake.submit(await self._admit(new, caller, self.clock.now()))
         return Task.from_row(row)
 
-    async def add_many(self, news: Sequence[NewTask]) -> list[Task]:
-        """Validate and store several tasks in one transaction: all of them or, when one is
+    async def add_many(self, news: Sequence[NewTask], caller: Caller = SYSTEM) -> list[Task]:
+        """Admit and store several tasks in one transaction: all of them or, when one is
         refused, none. A task may depend on one before it in `news` (given its `id`).
 
         Raises: as `add`, for the first task refused."""
         now = self.clock.now()
-        outcomes = await self._store([self._prepare(new, now) for new in news], atomic=True)
+        batch = [await self._admit(new, caller, now) for new in news]
+        outcomes = await self._store(batch, atomic=True)
         return [Task.from_row(row) for row in outcomes if not isinstance(row, Exception)]
 
     async def _store(
@@ -105,7 +111,7 @@ class Engine:
         """Insert `batch` in one transaction (`intake.insert`), then tell the worker, the
         other nodes and the event subscribers."""
         async with self.store.begin() as conn:
-            outcomes = await intake.insert(conn, batch, atomic=atomic)
+            outcomes = await intake.insert(conn, batch, atomic=atomic, lock=self.store.lock)
             rows = [row for row in outcomes if not isinstance(row, Exception)]
             due = min((row["due_at"] for row in rows if row["due_at"] is not None), default=None)
             created = [self._event("created", row, row["created_at"]) for row in rows]
@@ -123,11 +129,19 @@ class Engine:
         return outcomes
 
     def _event(self, kind: str, row: Record, now: datetime, error: str | None = None) -> Event:
-        return Event(kind, row["id"], row["operation"], now, self.node, error=error)
+        return Event(
+            kind, row["id"], row["operation"], now, self.node, error=error, owner=row["owner"]
+        )
 
-    def _prepare(self, new: NewTask, now: datetime) -> intake.Prepared:
-        """The row of a new task and its dependency edges, once everything is validated."""
-        self.registry.parameters(
+    async def _admit(self, new: NewTask, caller: Caller, now: datetime) -> intake.Prepared:
+        """The row of a new task and its dependency edges, once its operation's declaration
+        (`onair.engine.admission`) and everything else has been checked."""
+        operation = self.registry.get(new.operation.type)
+        if caller.role not in operation.roles:
+            raise Forbidden(f"{_roles(operation.roles)} may schedule {operation.name} tasks")
+        if new.owner != caller.owner and not caller.admin:
+            raise Forbidden("only admins may add tasks for someone else")
+        parameters = self.registry.parameters(
             new.operation.type, new.operation.parameters, "operation.parameters"
         )
         condition = parse_condition(new.condition.type, dict(new.condition.parameters))
@@ -150,6 +164,13 @@ class Engine:
                     )
                 ]
             )
+        series = not isinstance(trigger, OneShot)
+        hold = await operation.admit(parameters, Admission(new.owner, caller, first, series))
+        held_from, held_until = (
+            (None, None)
+            if hold is None
+            else span(hold.seconds, first, lambda: trigger.next_after(first) if series else None)
+        )
         task_id = new.id or new_id()
         values: dict[str, Any] = {
             "id": task_id,
@@ -175,12 +196,19 @@ class Engine:
             "last_outcome": None,
             "result": None,
             "error": None,
+            "resource": None if hold is None else hold.resource,
+            "hold": None if hold is None else hold.seconds,
+            "held_from": held_from,
+            "held_until": held_until,
         }
         edges = [
             {"task_id": task_id, "name": name, "dependency_id": dependency}
             for name, dependency in new.dependencies.items()
         ]
-        return intake.Prepared(values, edges, dict(new.dependencies), new.id is not None)
+        shared = policy.resource == "shared"
+        return intake.Prepared(
+            values, edges, dict(new.dependencies), new.id is not None, caller, shared
+        )
 
     def _policy(self, operation: str, overrides: Mapping[str, Any] | None) -> Policy:
         try:
@@ -209,10 +237,13 @@ class Engine:
             latest, _ = await queries.list_runs(conn, task_id, limit=1, offset=0, count=False)
         return Task.from_row(row), Run.from_row(latest[0]) if latest else None
 
-    async def index(self) -> dict[Status, list[UUID]]:
-        """Every task id, by status."""
+    async def index(
+        self, *, owner: str | None = None, any_owner: bool = True
+    ) -> dict[Status, list[UUID]]:
+        """Every task id, by status (with `any_owner` false: those of `owner`, None: system
+        tasks)."""
         async with self.store.begin() as conn:
-            rows = await queries.task_index(conn)
+            rows = await queries.task_index(conn, owner=owner, any_owner=any_owner)
         index: dict[Status, list[UUID]] = {status: [] for status in Status}
         for task_id, status in rows:
             index[Status(status)].append(task_id)
@@ -278,13 +309,23 @@ class Engine:
         self.events.publish(cancelled)
         return Task.from_row(row)
 
-    async def clean(self, finished_before: datetime | None = None, batch: int = 500) -> list[UUID]:
-        """Delete finished tasks (finished before `finished_before`, if given) that no task
-        depends on, leaf first, until none is left; each batch in its own transaction."""
+    async def clean(
+        self,
+        finished_before: datetime | None = None,
+        batch: int = 500,
+        *,
+        owner: str | None = None,
+        any_owner: bool = True,
+    ) -> list[UUID]:
+        """Delete finished tasks (finished before `finished_before`, if given; with
+        `any_owner` false, only those of `owner`) that no task depends on, leaf first, until
+        none is left; each batch in its own transaction."""
         removed: list[UUID] = []
         while True:
             async with self.store.begin() as conn:
-                ids = await queries.removable(conn, finished_before, batch)
+                ids = await queries.removable(
+                    conn, finished_before, batch, owner=owner, any_owner=any_owner
+                )
                 await queries.delete_tasks(conn, ids)
             if not ids:
                 return removed
@@ -301,3 +342,11 @@ class Engine:
             runs += deleted
             if deleted < batch:
                 return tasks, runs
+
+
+def _roles(roles: frozenset[Role]) -> str:
+    """Who an operation is for, in words: `only admins`, `only the station and admins`."""
+    if roles == ADMINS:
+        return "only admins"
+    named = {Role.USER: "users", Role.STATION: "the station", Role.ADMIN: "admins"}
+    return "only " + " and ".join(named[role] for role in Role if role in roles)

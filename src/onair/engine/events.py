@@ -24,7 +24,8 @@ KINDS = ("created", "started", "completed", "failed", "cancelled", "missed", "in
 @dataclass(frozen=True)
 class Event:
     """One change. `kind` is one of `KINDS`; run events carry the run's id, due instant and
-    lateness (seconds from due to start)."""
+    lateness (seconds from due to start). `owner` is the task's (None: a system task), so that
+    watchers show each caller only the events of tasks it may see."""
 
     kind: str
     task_id: UUID
@@ -35,6 +36,7 @@ class Event:
     due: datetime | None = None
     lateness: float | None = None
     error: str | None = None
+    owner: str | None = None
     remote: bool = field(default=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -48,6 +50,7 @@ class Event:
             "due": self.due.isoformat() if self.due else None,
             "lateness": self.lateness,
             "error": self.error,
+            "owner": self.owner,
         }
 
     def payload(self) -> str:

@@ -11,13 +11,14 @@ caller alone pays two turns of the event loop for it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from onair.engine import transitions
+from onair.engine.admission import SYSTEM, Caller
 from onair.engine.models import Record, Status
-from onair.errors import OnairError, TaskExists, UnknownDependency
+from onair.errors import OnairError, ResourceTaken, TaskExists, UnknownDependency
 from onair.store import queries
 from onair.store.database import Connection
 
@@ -27,33 +28,50 @@ BATCH = 500
 
 @dataclass(frozen=True)
 class Prepared:
-    """A validated new task: its row, its dependency edges, and whether the caller chose its
-    id (which may then be taken already)."""
+    """An admitted new task: its row, its dependency edges, whether the caller chose its id
+    (which may then be taken already), who adds it, and whether it may share the resource it
+    holds (`row["resource"]`) with tasks holding it already."""
 
     row: dict[str, Any]
     edges: list[dict[str, Any]]
     dependencies: dict[str, Any]
     chosen_id: bool
+    caller: Caller = SYSTEM
+    shared: bool = False
 
 
 Outcome = Record | OnairError
 """What became of a prepared task: its row as stored, or why it was refused."""
 
 
-async def insert(conn: Connection, batch: Sequence[Prepared], *, atomic: bool) -> list[Outcome]:
+Lock = Callable[[Connection, Iterable[str]], Awaitable[None]]
+"""Holds named locks until the transaction ends (`Store.lock`)."""
+
+
+async def insert(
+    conn: Connection, batch: Sequence[Prepared], *, atomic: bool, lock: Lock
+) -> list[Outcome]:
     """Store `batch` in the caller's transaction, in order. A task refused (unknown dependency,
-    id taken) raises at once when `atomic`, so that the caller rolls everything back; otherwise
-    it is left out and its error returned in its place."""
+    id taken, resource taken) raises at once when `atomic`, so that the caller rolls everything
+    back; otherwise it is left out and its error returned in its place."""
     wanted = [i for item in batch for i in item.dependencies.values()]
     # Locked: a dependency finishing meanwhile must see these tasks among its dependents (it
     # waits for this transaction), or be seen finished by them.
     states = await queries.task_states(conn, wanted, lock=True)
+    # Locked too: two nodes adding tasks for one output must not both see it free.
+    resources = sorted({item.row["resource"] for item in batch if item.row["resource"]})
+    if resources:
+        await lock(conn, (f"resource {name}" for name in resources))
     outcomes: list[Outcome] = []
     rows: list[Record] = []
     edges: list[dict[str, Any]] = []
     for item in batch:
         try:
             row = _admitted(item, states)
+            if _exclusive(item, row):
+                await queries.insert_tasks(conn, rows, [])  # earlier ones of the batch count
+                rows = []
+                await _check_free(conn, row, item.caller)
             if item.chosen_id:
                 await _insert_chosen(conn, row)
         except OnairError as error:
@@ -84,6 +102,22 @@ def _admitted(item: Prepared, states: dict[Any, tuple[str, Any]]) -> dict[str, A
     elif all(states[i][0] == Status.COMPLETED.value for i in ids):
         row["due_at"] = row["next_at"]
     return row
+
+
+def _exclusive(item: Prepared, row: Record) -> bool:
+    """Whether `row` must find its resource free: it holds one, does not share it, and will run
+    (a task failed at once by its dependencies holds nothing)."""
+    return row["resource"] is not None and not item.shared and row["status"] == "pending"
+
+
+async def _check_free(conn: Connection, row: Record, caller: Caller) -> None:
+    """Raises ResourceTaken when another pending or running task holds the row's resource
+    during its first run."""
+    start, end = row["held_from"], row["held_until"]
+    holder = await queries.holder(conn, row["resource"], start, end, exclude=row["id"])
+    if holder is not None:
+        visible = caller.sees(holder["owner"])
+        raise ResourceTaken(row["resource"], start, end, holder, visible=visible)
 
 
 async def _insert_chosen(conn: Connection, row: Record) -> None:

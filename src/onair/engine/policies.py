@@ -37,7 +37,8 @@ class Retry(BaseModel):
 
 
 class Policy(BaseModel):
-    """What the engine does when a run fails, is late, or would overlap the previous one."""
+    """What the engine does when a run fails, is late, would overlap the previous one, or
+    needs a resource another task holds."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +55,13 @@ class Policy(BaseModel):
     )
     catch_up: bool = Field(
         False, description="After missed occurrences, run once for them (at most one catch-up)."
+    )
+    resource: Literal["exclusive", "shared"] = Field(
+        "exclusive",
+        description=(
+            "exclusive: refused when its first run would overlap another task holding the same "
+            "resource (an output); shared: admitted anyway (it still holds the resource)."
+        ),
     )
 
     def merged(self, overrides: dict[str, Any] | None) -> Policy:

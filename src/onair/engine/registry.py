@@ -18,6 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from onair.engine.admission import Admission, Hold, Role
 from onair.engine.conditions import validate
 from onair.engine.policies import Policy
 from onair.errors import UnknownOperation
@@ -55,6 +56,12 @@ class Operation(Protocol):
     parameters at creation (unknown fields are kept by the task but ignored by the model).
     `policy` gives the defaults for misfire, overlap and retries of tasks of this type.
 
+    Admission (`onair.engine.admission`): `roles` are the callers that may schedule the
+    operation. `admit` is asked, once the parameters are valid, whether a task may be added for
+    its owner, and answers what its runs hold (None: nothing). It raises `InvalidParameters`
+    keyed `operation.parameters.<field>` (media that is not the owner's, an unknown output) or
+    `Forbidden`; it must do bounded work (a few indexed reads), as it runs for every add.
+
     `run` returns the run's JSON result. It raises `OperationError` for an expected failure
     (the run fails with its message); any other exception fails the run too, with its type and
     message. It must honour `asyncio.CancelledError` promptly and leave no subprocess behind.
@@ -63,6 +70,9 @@ class Operation(Protocol):
     name: ClassVar[str]
     Parameters: ClassVar[type[BaseModel]]
     policy: ClassVar[Policy]
+    roles: ClassVar[frozenset[Role]]
+
+    async def admit(self, parameters: Any, admission: Admission) -> Hold | None: ...
 
     async def run(
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
@@ -78,6 +88,12 @@ class Registry:
             self.add(operation)
 
     def add(self, operation: Operation) -> None:
+        """Register `operation`. Raises TypeError when it does not declare its admission
+        (`roles` and `admit`): every operation says who may schedule it."""
+        if not isinstance(getattr(operation, "roles", None), frozenset) or not callable(
+            getattr(operation, "admit", None)
+        ):
+            raise TypeError(f"operation {operation.name} must declare `roles` and `admit`")
         self._operations[operation.name] = operation
 
     def __contains__(self, name: object) -> bool:

@@ -15,8 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import RowMapping
-
+from onair.engine.admission import held
 from onair.engine.conditions import Condition, parse_condition
 from onair.engine.events import Event
 from onair.engine.models import Outcome, Record, Status
@@ -141,7 +140,7 @@ async def claim(
 async def _claim_one(
     conn: Connection,
     rules: Rules,
-    row: RowMapping,
+    row: Record,
     node: str,
     now: datetime,
     missed: list[Event],
@@ -184,6 +183,9 @@ async def _claim_one(
         "error": reason,
         "updated_at": now,
     }
+    following = decision.next_at
+    if following is not None:  # what it holds for its next run, now due then
+        values |= held(row, following, lambda: trigger.next_after(following))
     if decision.next_at is None and row["active"] == 0:
         values |= {"status": rules.final_status(row, Outcome.MISSED).value, "finished_at": now}
         await queries.update_task(conn, row["id"], values)  # now: its dependents read it
@@ -194,7 +196,7 @@ async def _claim_one(
 
 
 def _start(
-    row: RowMapping,
+    row: Record,
     node: str,
     now: datetime,
     due: datetime,
@@ -221,6 +223,7 @@ def _start(
         "due_at": next_at,
         "started_at": run["started_at"],
         "updated_at": now,
+        **held(row, run["started_at"], lambda: next_at),
     }
     return run, task
 
@@ -240,7 +243,7 @@ async def _replace_runs(
 
 async def _record_missed(
     conn: Connection,
-    row: RowMapping,
+    row: Record,
     node: str,
     now: datetime,
     due: datetime,
@@ -249,7 +252,18 @@ async def _record_missed(
 ) -> None:
     run_id = new_id()
     missed.append(
-        Event("missed", row["id"], row["operation"], now, node, run_id, due, None, reason)
+        Event(
+            "missed",
+            row["id"],
+            row["operation"],
+            now,
+            node,
+            run_id,
+            due,
+            None,
+            reason,
+            row["owner"],
+        )
     )
     await queries.insert_runs(
         conn,
@@ -268,7 +282,7 @@ async def _record_missed(
     )
 
 
-async def _dependency_results(conn: Connection, rows: Sequence[RowMapping]) -> dict[UUID, Any]:
+async def _dependency_results(conn: Connection, rows: Sequence[Record]) -> dict[UUID, Any]:
     ids = {UUID(str(i)) for row in rows for i in row["dependencies"].values()}
     return {id_: result for id_, (_, result) in (await queries.task_states(conn, ids)).items()}
 
@@ -326,6 +340,7 @@ def _after_run(
         "last_outcome": end.outcome.value,
         "updated_at": now,
     }
+    next_at = row["next_at"]
     if end.outcome == Outcome.COMPLETED:
         values |= {"result": end.result, "error": None, "attempt": 1}
     else:
@@ -337,14 +352,17 @@ def _after_run(
                 "status": Status.RUNNING.value if active else Status.PENDING.value,
                 "attempt": attempt + 1,
                 "due_at": retry_at,
+                **({} if active else held(row, retry_at, lambda: next_at)),
             }
         values["attempt"] = 1
-    next_at = row["next_at"]
     if next_at is not None or active:
-        return values | {
+        values |= {
             "status": Status.RUNNING.value if active else Status.PENDING.value,
             "due_at": next_at,
         }
+        if not active and next_at is not None:  # what it holds for its next run
+            values |= held(row, next_at, lambda: rules.trigger(row).next_after(next_at))
+        return values
     return values | {
         "status": rules.final_status(row, end.outcome).value,
         "finished_at": now,
@@ -352,7 +370,7 @@ def _after_run(
     }
 
 
-async def cancel(conn: Connection, task_id: UUID, now: datetime) -> RowMapping | None:
+async def cancel(conn: Connection, task_id: UUID, now: datetime) -> Record | None:
     """Cancel a pending or running task and the runs it has in progress. Returns the task as
     it was, or None when it does not exist; the caller checks the status first."""
     row = await queries.get_task(conn, task_id, lock=True)

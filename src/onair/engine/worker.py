@@ -367,6 +367,7 @@ class Worker:
             due=claimed.due,
             lateness=lateness,
             error=error,
+            owner=claimed.owner,
         )
 
     def _announce_start(self, claimed: Claimed, started: datetime) -> None:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from onair.accounts.credits import Accounts
+from onair.engine.admission import ADMINS, Admission, Hold, Role
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Spec, Task
 from onair.engine.policies import Policy
@@ -42,9 +43,14 @@ class CreditRecharge:
     # No retries: a run's credits are committed in one transaction, so a failed run credited
     # nobody, and the next occurrence recharges as usual.
     policy: ClassVar[Policy] = Policy()
+    # Admins only: a user must not top up their own balance, nor the open Tasks API anyone's.
+    roles: ClassVar[frozenset[Role]] = ADMINS
 
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
+
+    async def admit(self, parameters: Any, admission: Admission) -> Hold | None:
+        return None
 
     async def run(
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext

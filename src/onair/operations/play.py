@@ -1,4 +1,11 @@
-"""The `play_sound` and `play_playlist` operations, and the checks their tasks pass at creation.
+"""The `play_sound` and `play_playlist` operations: what admitting their tasks means, and
+playing.
+
+Admission (`onair.engine.admission`), the same on every surface: anyone may schedule them; the
+sound or playlist must exist and be the task owner's (an admin may play anyone's); the output
+must be configured; and a run holds its output for the media's known duration (a sound's, a
+playlist's in its mode, cut at `max_duration`), or, when that is not known (a looping mode
+without `max_duration`), until the series' next occurrence (a one-shot: until it is cancelled).
 
 A run plays through the `Player` on one output and pays for what it plays: a user's run takes
 `cost` credits per sound from its owner before the first one starts (as many sounds as it will
@@ -6,10 +13,6 @@ play when that is known, else as many as the balance pays for, all in one transa
 the run id), and gives back the credits of sounds it did not play when it ends, however it ends.
 A run the balance cannot pay one sound of fails with "insufficient credits" and plays nothing.
 System tasks (no owner) play free. docs/operations.md has the rules.
-
-`PlayChecks` is what `SchedulerService.create` asks before adding a play task: the sound or
-playlist exists and is the owner's, the output exists, and a one-shot task does not overlap
-another one-shot play task on the same output (unless told to).
 """
 
 from __future__ import annotations
@@ -19,21 +22,21 @@ import itertools
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from onair.audio import queries
+from onair.accounts.credits import Accounts
 from onair.audio.library import Library, Playlist, PlaylistNotFound, Sound, SoundNotFound
 from onair.audio.player import Playback, Player
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters, plan
+from onair.engine.admission import ANYONE, Admission, Hold, Role
 from onair.engine.policies import Policy
 from onair.engine.registry import JSON, RunContext
-from onair.errors import Conflict, InvalidInput, InvalidParameters, OperationError, Problem
-from onair.store.database import Store
+from onair.errors import InvalidInput, InvalidParameters, NotFound, OperationError, Problem
 
 MAX_TRACKS = 10_000
 """Most tracks one run of an endless playlist mode pays for (and so plays) at once."""
@@ -51,21 +54,6 @@ class InsufficientCredits(OperationError):
         )
 
 
-class PlayConflict(Conflict):
-    """A one-shot play task would overlap another on the same output."""
-
-    def __init__(
-        self, output: str, start: datetime, end: datetime, other: Mapping[str, Any]
-    ) -> None:
-        super().__init__(
-            f"Output {output} is taken from {other['start'].isoformat()} to "
-            f"{other['end'].isoformat()} by task {other['id']} ({other['name'] or 'unnamed'}), "
-            f"which overlaps {start.isoformat()} to {end.isoformat()}; "
-            "set allow_overlap to schedule it anyway."
-        )
-        self.task_id = other["id"]
-
-
 @dataclass
 class _Counter:
     """Tracks handed to the player, which asks for each just before playing it."""
@@ -79,18 +67,47 @@ class _Counter:
 
 
 class _Play:
-    """What both operations share: paying, playing and giving back."""
+    """What both operations share: admitting, paying, playing and giving back."""
 
     policy: ClassVar[Policy] = _POLICY
+    roles: ClassVar[frozenset[Role]] = ANYONE
+    _media_key: ClassVar[str]
 
     def __init__(
-        self, library: Library, player: Player, store: Store, cost: int, seed: int | None
+        self, library: Library, player: Player, accounts: Accounts, cost: int, seed: int | None
     ) -> None:
         self.library = library
         self.player = player
-        self.store = store
+        self.accounts = accounts
         self.cost = cost
         self.seed = seed
+
+    async def admit(self, parameters: Any, admission: Admission) -> Hold:
+        """Raises InvalidParameters: media that is not the owner's (nor an admin's to take),
+        keyed `operation.parameters.sound_id` / `playlist_id`; an unknown output, keyed
+        `operation.parameters.output`."""
+        media_id: UUID = getattr(parameters, self._media_key)
+        try:
+            media = await self._lookup(media_id)
+        except NotFound:
+            media = None
+        if media is None or not (admission.caller.admin or media.owner == admission.owner):
+            what = "Sound" if self._media_key == "sound_id" else "Playlist"
+            whose = "" if admission.owner is None else f" of user {admission.owner}"
+            problem = Problem(f"{what} not found: {media_id}{whose}.", self._key(self._media_key))
+            raise InvalidParameters([problem])
+        try:
+            output = self.player.output(parameters.output)
+        except InvalidInput as error:
+            raise InvalidParameters([Problem(str(error), self._key("output"))]) from None
+        return Hold(f"output:{output}", known_duration(parameters, media))
+
+    @staticmethod
+    def _key(field: str) -> str:
+        return f"operation.parameters.{field}"
+
+    async def _lookup(self, media_id: UUID) -> Sound | Playlist:
+        raise TypeError(f"{type(self).__name__} must define _lookup()")
 
     def _rng(self) -> random.Random:
         return random.Random(self.seed)
@@ -126,17 +143,13 @@ class _Play:
         """Sounds paid for out of `wanted`; raises InsufficientCredits when not even one."""
         if context.owner is None or wanted == 0:
             return wanted
-        async with self.store.begin() as conn:
-            paid = await queries.reserve(
-                conn,
-                context.owner,
-                context.run_id,
-                context.task_id,
-                "play",
-                self.cost,
-                wanted,
-                context.clock.now(),
-            )
+        paid = await self.accounts.spend(
+            context.owner,
+            run_id=context.run_id,
+            task_id=context.task_id,
+            cost=self.cost,
+            wanted=wanted,
+        )
         if paid == 0:
             raise InsufficientCredits(context.owner, self.cost)
         return paid
@@ -144,10 +157,7 @@ class _Play:
     async def _refund(self, context: RunContext, sounds: int) -> None:
         if context.owner is None or sounds <= 0 or self.cost == 0:
             return
-        async with self.store.begin() as conn:
-            await queries.refund(
-                conn, context.owner, context.run_id, sounds * self.cost, context.clock.now()
-            )
+        await self.accounts.refund(context.owner, run_id=context.run_id, credits=sounds * self.cost)
 
     async def _media(self, getter: Any, media_id: UUID) -> Any:
         try:
@@ -159,6 +169,10 @@ class _Play:
 class PlaySound(_Play):
     name: ClassVar[str] = "play_sound"
     Parameters: ClassVar[type[BaseModel]] = PlaySoundParameters
+    _media_key: ClassVar[str] = "sound_id"
+
+    async def _lookup(self, media_id: UUID) -> Sound:
+        return await self.library.sound(media_id)
 
     async def run(
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
@@ -184,6 +198,10 @@ class PlaySound(_Play):
 class PlayPlaylist(_Play):
     name: ClassVar[str] = "play_playlist"
     Parameters: ClassVar[type[BaseModel]] = PlayPlaylistParameters
+    _media_key: ClassVar[str] = "playlist_id"
+
+    async def _lookup(self, media_id: UUID) -> Playlist:
+        return await self.library.playlist(media_id)
 
     async def run(
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
@@ -237,103 +255,19 @@ class PlayPlaylist(_Play):
         return min(MAX_TRACKS, int(parameters.max_duration / shortest) + 1)
 
 
-# Checks at creation ---------------------------------------------------------------------------
-
-
 def known_duration(
-    task_type: str, parameters: Mapping[str, Any], media: Sound | Playlist
+    parameters: PlaySoundParameters | PlayPlaylistParameters, media: Sound | Playlist
 ) -> float | None:
     """Seconds a play task's run lasts, when that is known before it runs: a sound's duration;
     a playlist's total (`continuous`), first track (`single`), both cut at `max_duration`; a
     looping mode's `max_duration`; None for a looping mode without one."""
-    limit = parameters.get("max_duration")
-    if isinstance(media, Sound):
+    if isinstance(media, Sound) or not isinstance(parameters, PlayPlaylistParameters):
         return media.duration_seconds
-    mode = parameters.get("play_mode", "continuous")
-    if mode == "continuous":
+    limit = parameters.max_duration
+    if parameters.play_mode == "continuous":
         seconds = media.duration_seconds
-    elif mode == "single":
+    elif parameters.play_mode == "single":
         seconds = media.tracks[0].duration_seconds if media.tracks else 0.0
     else:
-        return None if limit is None else float(limit)
-    return seconds if limit is None else min(seconds, float(limit))
-
-
-class PlayChecks:
-    """What a play task must satisfy to be added (asked by `SchedulerService.create`)."""
-
-    def __init__(self, library: Library, player: Player, store: Store) -> None:
-        self.library = library
-        self.player = player
-        self.store = store
-
-    async def check(
-        self,
-        task_type: str,
-        parameters: Mapping[str, Any],
-        *,
-        owner: str | None,
-        start: datetime | None,
-        allow_overlap: bool = False,
-    ) -> None:
-        """Check a new task of `task_type` (parameters already validated by its model).
-
-        `start` is the instant of a one-shot task (None for a series, which is not checked
-        for overlaps).
-
-        Raises:
-            InvalidParameters: the sound or playlist does not exist or is not `owner`'s (a
-                system task may play anyone's), keyed `parameters.sound_id` or
-                `parameters.playlist_id`; an unknown output, keyed `parameters.output`.
-            PlayConflict: the run would overlap a scheduled one-shot play task on its output.
-        """
-        if task_type not in ("play_sound", "play_playlist"):
-            return
-        media = await self._media(task_type, parameters, owner)
-        try:
-            output = self.player.output(parameters.get("output"))
-        except InvalidInput as error:
-            raise InvalidParameters([Problem(str(error), "parameters.output")]) from None
-        if start is None or allow_overlap:
-            return
-        seconds = known_duration(task_type, parameters, media)
-        if not seconds:
-            return
-        end = start + timedelta(seconds=seconds)
-        async with self.store.begin() as conn:
-            candidates = await queries.scheduled_plays(conn, end)
-        for other in candidates:
-            other_output = other["operation_parameters"].get("output") or self.player.output(None)
-            if other_output != output:
-                continue
-            other_end = await self._end(other)
-            if other_end is not None and other_end > start:
-                taken = {"id": other["id"], "name": other["name"], "start": other["next_at"]}
-                raise PlayConflict(output, start, end, taken | {"end": other_end})
-
-    async def _media(
-        self, task_type: str, parameters: Mapping[str, Any], owner: str | None
-    ) -> Sound | Playlist:
-        key = "sound_id" if task_type == "play_sound" else "playlist_id"
-        media_id = UUID(str(parameters[key]))
-        try:
-            if task_type == "play_sound":
-                return await self.library.sound(media_id, visible_to=owner)
-            return await self.library.playlist(media_id, visible_to=owner)
-        except (SoundNotFound, PlaylistNotFound) as error:
-            whose = "" if owner is None else f" of user {owner}"
-            message = f"{str(error).rstrip('.')}{whose}."
-            raise InvalidParameters([Problem(message, f"parameters.{key}")]) from None
-
-    async def _end(self, task: Mapping[Any, Any]) -> datetime | None:
-        """When a scheduled one-shot play task's run ends, if that is known."""
-        parameters = task["operation_parameters"]
-        try:
-            if task["operation"] == "play_sound":
-                media: Sound | Playlist = await self.library.sound(UUID(parameters["sound_id"]))
-            else:
-                media = await self.library.playlist(UUID(parameters["playlist_id"]))
-        except (SoundNotFound, PlaylistNotFound, KeyError, ValueError):
-            return None
-        seconds = known_duration(task["operation"], parameters, media)
-        return None if seconds is None else task["next_at"] + timedelta(seconds=seconds)
+        return limit
+    return seconds if limit is None else min(seconds, limit)

@@ -55,6 +55,7 @@ from onair.broadcast.clients import (
 )
 from onair.broadcast.models import Event, Instance, Record, Reservation, StreamParameters
 from onair.config import StreamSettings
+from onair.engine.admission import STAFF, Admission, Hold, Role
 from onair.engine.policies import Policy, Retry
 from onair.engine.registry import JSON, RunContext
 from onair.errors import OperationError
@@ -162,6 +163,12 @@ class Stream:
     policy: ClassVar[Policy] = Policy(
         misfire_grace=None, retry=Retry(attempts=3, backoff=timedelta(seconds=5))
     )
+    # The station's own: its synchronizer, the open Tasks API, admins. emistream's
+    # reservation decides at run time who is on air, so a broadcast holds nothing here.
+    roles: ClassVar[frozenset[Role]] = STAFF
+
+    async def admit(self, parameters: Any, admission: Admission) -> Hold | None:
+        return None
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from onair.engine.admission import ANYONE, Admission, Hold, Role
 from onair.engine.policies import Policy
 from onair.engine.registry import JSON, RunContext
 from onair.errors import OperationError
@@ -27,6 +28,10 @@ class Test:
     name: ClassVar[str] = "test"
     Parameters: ClassVar[type[BaseModel]] = TestParameters
     policy: ClassVar[Policy] = Policy()
+    roles: ClassVar[frozenset[Role]] = ANYONE
+
+    async def admit(self, parameters: Any, admission: Admission) -> Hold | None:
+        return None
 
     async def run(
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext

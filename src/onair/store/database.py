@@ -157,7 +157,7 @@ class Store:
         if self._pool is None:
             yield True
             return
-        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
+        key = _lock_key(name)
         async with self._pool.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             lock, unlock = "SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
@@ -171,6 +171,16 @@ class Store:
                     except Exception:  # never hand a connection holding the lock back to the pool
                         await connection.invalidate()
                         raise
+
+    async def lock(self, connection: Connection, names: Iterable[str]) -> None:
+        """Hold the locks `names` until `connection`'s transaction ends, taken in sorted order
+        (so that two transactions never deadlock on them). On PostgreSQL: transaction advisory
+        locks; on SQLite the single writer already holds the whole database."""
+        if self.dialect != "postgresql":
+            return
+        keys = sorted({_lock_key(name) for name in names})
+        for key in keys:
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     @property
     def signals(self) -> bool:
@@ -212,6 +222,11 @@ class Store:
             listener, self._listener = self._listener, None
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.close(), 5)
+
+
+def _lock_key(name: str) -> int:
+    """The 64-bit advisory lock key of a lock name."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:

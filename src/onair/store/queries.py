@@ -17,6 +17,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -27,6 +28,7 @@ from onair.store.database import Connection
 from onair.store.schema import nodes, runs, task_dependencies, tasks
 
 FINISHED = ("cancelled", "failed", "completed")
+ACTIVE = ("pending", "running")
 
 
 INSERT_TASK = insert(tasks)
@@ -193,9 +195,77 @@ async def task_states(
     return {row.id: (row.status, row.result) for row in await conn.execute(query)}
 
 
-async def task_index(conn: Connection) -> list[tuple[UUID, str]]:
-    """Every task's id and status."""
-    return [(row.id, row.status) for row in await conn.execute(select(tasks.c.id, tasks.c.status))]
+async def holder(
+    conn: Connection, resource: str, start: datetime, end: datetime | None, *, exclude: UUID
+) -> RowMapping | None:
+    """The earliest pending or running task (other than `exclude`) that holds `resource` for a
+    span overlapping `[start, end)` (`end` None: from `start` on, for good)."""
+    overlapping = [
+        tasks.c.resource == resource,
+        tasks.c.status.in_(ACTIVE),
+        tasks.c.id != exclude,
+        or_(tasks.c.held_until.is_(None), tasks.c.held_until > start),
+    ]
+    if end is not None:
+        overlapping.append(tasks.c.held_from < end)
+    query = (
+        select(
+            tasks.c.id,
+            tasks.c.name,
+            tasks.c.owner,
+            tasks.c.status,
+            tasks.c.held_from,
+            tasks.c.held_until,
+        )
+        .where(*overlapping)
+        .order_by(tasks.c.held_from)
+        .limit(1)
+    )
+    return (await conn.execute(query)).mappings().first()
+
+
+async def tasks_playing(
+    conn: Connection, *, sound_id: UUID | None = None, playlist_ids: Sequence[UUID] = ()
+) -> list[RowMapping]:
+    """Pending and running tasks that name `sound_id` (play_sound) or one of `playlist_ids`
+    (play_playlist). Ids are compared as text, as the task's JSON parameters hold them."""
+    named = []
+    if sound_id is not None:
+        named.append(
+            (tasks.c.operation == "play_sound")
+            & (tasks.c.operation_parameters["sound_id"].as_string() == str(sound_id))
+        )
+    if playlist_ids:
+        named.append(
+            (tasks.c.operation == "play_playlist")
+            & tasks.c.operation_parameters["playlist_id"]
+            .as_string()
+            .in_([str(i) for i in playlist_ids])
+        )
+    if not named:
+        return []
+    query = (
+        select(tasks.c.id, tasks.c.name, tasks.c.status)
+        .where(tasks.c.status.in_(ACTIVE), or_(*named))
+        .order_by(tasks.c.created_at)
+    )
+    return list((await conn.execute(query)).mappings())
+
+
+def _owned(owner: str | None, any_owner: bool) -> list[Any]:
+    """The filter on tasks' owners: none with `any_owner`, else those of `owner` (None: the
+    system's)."""
+    if any_owner:
+        return []
+    return [tasks.c.owner == owner if owner is not None else tasks.c.owner.is_(None)]
+
+
+async def task_index(
+    conn: Connection, *, owner: str | None = None, any_owner: bool = True
+) -> list[tuple[UUID, str]]:
+    """The id and status of every task (of `owner`, unless `any_owner`)."""
+    query = select(tasks.c.id, tasks.c.status).where(*_owned(owner, any_owner))
+    return [(row.id, row.status) for row in await conn.execute(query)]
 
 
 async def list_tasks(
@@ -210,9 +280,7 @@ async def list_tasks(
 ) -> tuple[list[RowMapping], int]:
     """A page of tasks, newest first, and the number of tasks matching the filters.
     With `any_owner` false, only the tasks of `owner` (None: system tasks)."""
-    conditions = []
-    if not any_owner:
-        conditions.append(tasks.c.owner == owner if owner is not None else tasks.c.owner.is_(None))
+    conditions = _owned(owner, any_owner)
     if status is not None:
         conditions.append(tasks.c.status == status)
     if operation is not None:
@@ -258,6 +326,8 @@ CLAIM_DUE = (
                 "runs",
                 "active",
                 "attempt",
+                "resource",
+                "hold",
             )
         )
     )  # fmt: skip
@@ -363,11 +433,20 @@ async def dependents(conn: Connection, ids: Iterable[UUID]) -> list[UUID]:
     return list((await conn.execute(query)).scalars())
 
 
-async def removable(conn: Connection, finished_before: datetime | None, limit: int) -> list[UUID]:
-    """Finished tasks (before `finished_before`, if given) that no task depends on."""
+async def removable(
+    conn: Connection,
+    finished_before: datetime | None,
+    limit: int,
+    *,
+    owner: str | None = None,
+    any_owner: bool = True,
+) -> list[UUID]:
+    """Finished tasks (before `finished_before`, if given; of `owner` unless `any_owner`)
+    that no task depends on."""
     query = select(tasks.c.id).where(
         tasks.c.status.in_(FINISHED),
         ~exists().where(task_dependencies.c.dependency_id == tasks.c.id),
+        *_owned(owner, any_owner),
     )
     if finished_before is not None:
         query = query.where(tasks.c.finished_at < finished_before)

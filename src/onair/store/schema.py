@@ -157,8 +157,16 @@ tasks = Table(
     Column("last_outcome", String(16)),
     Column("result", JSON),
     Column("error", Text),
+    # What the task's runs hold (onair.engine.admission): a resource such as `output:default`,
+    # for `hold` seconds from a run's start (None: until the series' following occurrence, or
+    # until the run ends), and the span its next run holds it for (`held_until` None: open).
+    Column("resource", String(128)),
+    Column("hold", Float),
+    Column("held_from", Instant),
+    Column("held_until", Instant),
     Index(None, "status", "created_at"),
     Index(None, "owner", "created_at"),
+    Index(None, "resource", "held_from"),
 )
 
 task_dependencies = Table(

@@ -13,59 +13,51 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from onair.accounts.tokens import Authenticator
-from onair.api.deps import engine_of
-from onair.api.ui.views import Viewer, overview, task_page
-from onair.errors import Unauthorized
+from onair.api.deps import caller_of, node_of, service_of
+from onair.api.ui.views import overview, task_page
+from onair.engine.admission import Caller
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
-def _token(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return request.cookies.get("access_token") or None
-
-
 def _protected(request: Request) -> bool:
-    return bool(request.app.state.services.settings.auth.protect_tasks_api)
+    return node_of(request).settings.auth.protect_tasks_api
 
 
-async def viewer(request: Request) -> Viewer:
-    """Who reads: a token is honoured when given (user: own tasks, admin: all); without one,
-    everything while the Tasks API is open, and 401 once it is protected."""
-    protected = _protected(request)
-    token = _token(request)
-    if token is None:
-        if protected:
-            raise HTTPException(401, "send a token", {"WWW-Authenticate": "Bearer"})
-        return Viewer(protected=False)
-    authenticator: Authenticator = request.app.state.authenticator
-    try:
-        principal = authenticator.verify(token)
-    except Unauthorized as error:
-        raise HTTPException(401, str(error), {"WWW-Authenticate": "Bearer"}) from None
-    user = None if principal.is_admin else principal.user_id
-    return Viewer(user=user, role=principal.role.value, protected=protected)
+async def _viewer(request: Request) -> Caller:
+    """Who reads: as on the Tasks API, but a user's token is honoured while it is protected
+    too (they see their own tasks)."""
+    return await caller_of(request, users=True)
 
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
+ViewerDep = Annotated[Caller, Depends(_viewer)]
+
+
+PAGE_HEADERS = {
+    "cache-control": "no-store",
+    # No page of another site may frame the dashboard (clickjacking its cancel buttons), and
+    # the pages run only their own scripts and styles, and talk only to this node.
+    "x-frame-options": "DENY",
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+        "object-src 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
 
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(
-        request,
-        template,
-        {"protected": _protected(request), **context},
-        headers={"cache-control": "no-store"},
+        request, template, {"protected": _protected(request), **context}, headers=PAGE_HEADERS
     )
 
 
@@ -81,12 +73,12 @@ async def task(request: Request, task_id: UUID) -> HTMLResponse:
 
 @router.get("/api/overview")
 async def overview_data(request: Request, who: ViewerDep) -> dict[str, Any]:
-    return await overview(engine_of(request), who)
+    return await overview(service_of(request), who)
 
 
 @router.get("/api/tasks/{task_id}")
 async def task_data(task_id: UUID, request: Request, who: ViewerDep) -> dict[str, Any]:
-    return await task_page(engine_of(request), who, task_id)
+    return await task_page(service_of(request), who, task_id)
 
 
 def install(app: FastAPI) -> None:

@@ -1,21 +1,22 @@
-"""What the dashboard shows, computed from the engine for one viewer: the next 24 hours, what
-runs now, recent failures, and one task's rule, next instants and run history.
+"""What the dashboard shows, computed through the task service for one caller: the next 24
+hours, what runs now, recent failures, and one task's rule, next instants and run history.
 
-A viewer sees every task (the open Tasks API, or an admin token) or only their own (a user
-token); a task of someone else is reported as not found, as on the user API.
+The caller sees what it sees on the APIs: an admin every task, the station (the open Tasks API
+without a token) the system's, a user their own; a task of someone else is reported as not
+found.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from onair.engine.core import Engine
+from onair.engine.admission import Caller, Role
 from onair.engine.models import Outcome, Run, Status, Task
 from onair.engine.preview import remaining
-from onair.errors import InvalidInput, TaskNotFound
+from onair.errors import InvalidInput
+from onair.tasks import TaskService
 from onair.timeutil import as_utc
 
 HORIZON = timedelta(hours=24)
@@ -32,26 +33,16 @@ def group(operation: str) -> str:
     return GROUPS.get(operation, "System")
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """Who looks: `user` None sees every task; otherwise only the tasks `user` owns."""
-
-    user: str | None = None
-    role: str | None = None
-    protected: bool = False
-
-    def may_see(self, task: Task) -> bool:
-        return self.user is None or task.owner == self.user
-
-    def as_json(self) -> dict[str, Any]:
-        own = self.user is not None
-        return {
-            "user": self.user,
-            "role": self.role,
-            "scope": "own" if own else "all",
-            "events": "/api/v1/scheduler/events" if own else "/events",
-            "cancel": "/api/v1/scheduler/tasks/{id}" if own else "/tasks/{id}",
-        }
+def _viewer(caller: Caller) -> dict[str, Any]:
+    """Who looks, and where the page follows events and cancels tasks for them."""
+    user = caller.role is Role.USER
+    return {
+        "user": caller.owner if user else None,
+        "role": caller.role.value,
+        "scope": "own" if user else "all" if caller.admin else "system",
+        "events": "/api/v1/scheduler/events" if user else "/events",
+        "cancel": "/api/v1/scheduler/tasks/{id}" if user else "/tasks/{id}",
+    }
 
 
 def _instant(value: datetime | None) -> str | None:
@@ -68,20 +59,15 @@ def _summary(task: Task) -> dict[str, Any]:
     }
 
 
-async def _page(
-    engine: Engine, viewer: Viewer, status: Status, limit: int
-) -> tuple[list[Task], int]:
-    if viewer.user is None:
-        return await engine.page(status=status, limit=limit)
-    return await engine.page(owner=viewer.user, any_owner=False, status=status, limit=limit)
-
-
-async def overview(engine: Engine, viewer: Viewer) -> dict[str, Any]:
-    now = engine.clock.now()
+async def overview(service: TaskService, caller: Caller) -> dict[str, Any]:
+    now = service.engine.clock.now()
     horizon = now + HORIZON
-    pending, pending_total = await _page(engine, viewer, Status.PENDING, PENDING_SCANNED)
-    running, _ = await _page(engine, viewer, Status.RUNNING, 500)
-    failed, _ = await _page(engine, viewer, Status.FAILED, 20)
+    scope: dict[str, Any] = {"any_owner": True}
+    pending, pending_total = await service.page(
+        caller, status=Status.PENDING, limit=PENDING_SCANNED, **scope
+    )
+    running, _ = await service.page(caller, status=Status.RUNNING, limit=500, **scope)
+    failed, _ = await service.page(caller, status=Status.FAILED, limit=20, **scope)
     timeline = []
     for task in pending:
         if task.next_at is None or task.next_at > horizon:
@@ -101,7 +87,7 @@ async def overview(engine: Engine, viewer: Viewer) -> dict[str, Any]:
     return {
         "now": _instant(now),
         "horizon": _instant(horizon),
-        "viewer": viewer.as_json(),
+        "viewer": _viewer(caller),
         "timeline": timeline,
         "truncated": pending_total > len(pending),
         "running": [{**_summary(t), "started": _instant(t.started_at)} for t in running],
@@ -114,18 +100,16 @@ def _failed_last(task: Task) -> bool:
     return task.last_outcome in (Outcome.FAILED, Outcome.INTERRUPTED)
 
 
-async def task_page(engine: Engine, viewer: Viewer, task_id: UUID) -> dict[str, Any]:
-    """Raises: TaskNotFound, also for a task the viewer may not see."""
-    task = await engine.get(task_id)
-    if not viewer.may_see(task):
-        raise TaskNotFound(task_id)
-    runs, total = await engine.runs(task_id, limit=50)
+async def task_page(service: TaskService, caller: Caller, task_id: UUID) -> dict[str, Any]:
+    """Raises: TaskNotFound, also for a task the caller may not see."""
+    task = await service.get(task_id, caller)
+    runs, total = await service.runs(task_id, caller, limit=50)
     try:
         upcoming = remaining(task, 10)
     except InvalidInput:
         upcoming = []
     return {
-        "viewer": viewer.as_json(),
+        "viewer": _viewer(caller),
         "task": {
             **_summary(task),
             "owner": task.owner,

@@ -1,14 +1,15 @@
-"""The scheduler of seed 004, in its own words: tasks with a `task_type`, a `scheduled_at` in a
-`timezone`, a `recurrence_type`, and `parameters` checked per type when the task is created.
+"""The task service: the one front door above the engine, and the seed's words for it.
 
-`SchedulerService` maps that shape onto the engine, which both the HTTP surface
-(`/api/v1/scheduler`) and the Python API use; `Scheduler` is the in-process service, an async
-context manager that opens the store, migrates it and runs the engine on this process:
+Every surface (the Tasks API, the user API, the CLI through them, the Python API, the
+dashboard's cancel button) adds, reads, cancels and cleans tasks through `TaskService`, as a
+`Caller` (`onair.engine.admission`): admission itself (who may schedule an operation, its
+parameters, the resources it holds) is the engine's, applied on every add; what a caller may
+see and cancel is decided here, once: a caller reaches the tasks it owns, an admin every task.
+A task the caller may not see is reported as not found, so its existence is not revealed.
 
-    async with Scheduler() as scheduler:
-        task = await scheduler.create_task(name=..., task_type=TaskType.PLAY_SOUND, ...)
-
-The mapping onto engine conditions (docs/python-api.md):
+`SchedulerService` speaks the seed's vocabulary (seed 004): tasks with a `task_type`, a
+`scheduled_at` in a `timezone`, a `recurrence_type`, and `parameters` checked per type. The
+mapping onto engine conditions (docs/python-api.md):
 
     none           -> at        {datetime: scheduled_at, timezone}
     hourly..yearly -> recurring {start: scheduled_at, timezone, frequency, count}
@@ -23,40 +24,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
-from onair.engine.conditions import parse_condition, validate
+from onair.engine.admission import SYSTEM, Caller
+from onair.engine.conditions import validate
 from onair.engine.core import Engine
-from onair.engine.models import NewTask, Spec, Status, Task
+from onair.engine.models import NewTask, Run, Spec, Status, Task
 from onair.engine.triggers import resolve
-from onair.errors import (
-    Forbidden,
-    InvalidParameters,
-    Problem,
-    TaskFinished,
-    TaskNotFound,
-)
+from onair.errors import InvalidParameters, Problem, TaskFinished, TaskNotFound
 from onair.operations.credit_recharge import CreditRechargeParameters
 from onair.timeutil import UTCInstant
-
-if TYPE_CHECKING:
-    from onair.accounts.credits import Accounts
-    from onair.config import Settings
-    from onair.operations.play import PlayChecks
-    from onair.timeutil import Clock
 
 
 class TaskType(StrEnum):
@@ -87,9 +70,6 @@ PARAMETERS: Mapping[TaskType, type[BaseModel]] = {
 """The parameters of each task type, checked before the type's availability so that a wrong
 field is named even on a node that cannot run the type."""
 
-SYSTEM_ONLY = frozenset({TaskType.CREDIT_RECHARGE})
-"""Task types only admins may schedule: a user must not recharge their own credits."""
-
 
 class TaskCreate(BaseModel):
     """A task as the seed writes it."""
@@ -112,7 +92,10 @@ class TaskCreate(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     allow_overlap: bool = Field(
         False,
-        description="Schedule a one-shot play task even if it overlaps another on its output.",
+        description=(
+            "Schedule a play task even if its run overlaps another task's on its output "
+            "(the engine's `policy.resource: shared`)."
+        ),
     )
 
     @field_validator("cron_expression")
@@ -131,6 +114,10 @@ class TaskCreate(BaseModel):
         if value is not None and info.data.get("recurrence_type") == RecurrenceType.NONE:
             raise PydanticCustomError("extra", "recurrence_count is for recurring tasks only")
         return value
+
+    def policy(self) -> dict[str, Any] | None:
+        """The engine policy overrides this request asks for (None: the operation's own)."""
+        return {"resource": "shared"} if self.allow_overlap else None
 
     def condition(self) -> Spec:
         """The engine condition this schedule means."""
@@ -248,34 +235,106 @@ def _seed_key(key: str | None) -> str | None:
     return key
 
 
-class SchedulerService:
-    """The seed's calls over an engine. `visible_to` limits a call to one user's tasks: a task
-    of anyone else is reported as not found, so its existence is not revealed. `checks`
-    vet play tasks' media, output and overlaps before they are added."""
+class TaskService:
+    """Tasks as callers may reach them, over one engine (see the module docstring)."""
 
-    def __init__(self, engine: Engine, checks: PlayChecks | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.checks = checks
 
-    # The HTTP surface's calls (they raise) --------------------------------------------------
+    async def add(self, new: NewTask, caller: Caller) -> Task:
+        """Admit and store `new` for `caller` (`Engine.add`, which raises its refusals)."""
+        return await self.engine.add(new, caller)
 
-    async def create(
-        self, request: TaskCreate, *, user_id: str | None, admin: bool = True
-    ) -> ScheduledTask:
-        """Add the task for `user_id` (None: a system task).
+    async def get(self, task_id: UUID, caller: Caller) -> Task:
+        """Raises: TaskNotFound (also for a task `caller` may not see)."""
+        task = await self.engine.get(task_id)
+        if not caller.sees(task.owner):
+            raise TaskNotFound(task_id)
+        return task
+
+    async def details(self, task_id: UUID, caller: Caller) -> tuple[Task, Run | None]:
+        """The task and its latest run. Raises: TaskNotFound, as `get`."""
+        task, latest = await self.engine.details(task_id)
+        if not caller.sees(task.owner):
+            raise TaskNotFound(task_id)
+        return task, latest
+
+    async def runs(
+        self, task_id: UUID, caller: Caller, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Run], int]:
+        """A page of the task's runs, newest first, and how many. Raises: TaskNotFound."""
+        await self.get(task_id, caller)
+        return await self.engine.runs(task_id, limit=limit, offset=offset)
+
+    async def cancel(self, task_id: UUID, caller: Caller) -> Task:
+        """Cancel a pending or running task (a running one is stopped).
 
         Raises:
-            Forbidden: a non-admin asks for a system-only type (credit_recharge).
+            TaskNotFound: no such task, or one `caller` may not see (nothing changes).
+            TaskFinished: it has already completed, failed or been cancelled.
+        """
+        await self.get(task_id, caller)
+        return await self.engine.cancel(task_id)
+
+    async def clean(self, caller: Caller, finished_before: datetime | None) -> list[UUID]:
+        """Remove finished tasks of the caller's (an admin's: anyone's) that no task depends
+        on, finished before `finished_before` if given."""
+        return await self.engine.clean(finished_before, **_scope(caller))
+
+    async def index(self, caller: Caller) -> dict[Status, list[UUID]]:
+        """The ids of the caller's tasks (an admin's: every task), by status."""
+        return await self.engine.index(**_scope(caller))
+
+    async def page(
+        self,
+        caller: Caller,
+        *,
+        owner: str | None = None,
+        any_owner: bool = False,
+        status: Status | None = None,
+        operation: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Task], int]:
+        """A page of tasks, newest first, and how many match: the caller's own; an admin may
+        ask for those of `owner` (None: system tasks) or of anyone (`any_owner`)."""
+        if not caller.admin:
+            owner, any_owner = caller.owner, False
+        return await self.engine.page(
+            owner=owner,
+            any_owner=any_owner,
+            status=status,
+            operation=operation,
+            limit=limit,
+            offset=offset,
+        )
+
+
+def _scope(caller: Caller) -> dict[str, Any]:
+    """The engine's owner filter for what `caller` may reach."""
+    return {"any_owner": True} if caller.admin else {"owner": caller.owner, "any_owner": False}
+
+
+class SchedulerService(TaskService):
+    """The seed's calls (seed 004), over the task service. The HTTP surface's calls take the
+    caller; the Python calls are trusted (an in-process caller may schedule any registered
+    type for anyone) and answer None or False where the HTTP ones raise."""
+
+    # The user API's calls (they raise) ------------------------------------------------------
+
+    async def create(self, request: TaskCreate, caller: Caller) -> ScheduledTask:
+        """Add the task for `caller` (its owner is the caller's: None for a system task).
+
+        Raises:
+            Forbidden: the caller's role may not schedule the type (credit_recharge: admins).
             InvalidParameters: wrong parameters for the type (keyed `parameters.<field>`), a
                 type this server cannot run (keyed `task_type`), or a schedule the engine
                 refuses (keyed by the request's field); a play task's sound or playlist that
                 is not the owner's (keyed `parameters.sound_id` / `parameters.playlist_id`).
-            PlayConflict: a one-shot play task overlaps another on its output (409), unless
-                `allow_overlap`.
+            ResourceTaken: a play task's run would overlap another's on its output (409),
+                unless `allow_overlap`.
         """
         task_type = request.task_type
-        if not admin and task_type in SYSTEM_ONLY:
-            raise Forbidden(f"only admins may schedule {task_type.value} tasks")
         validate(PARAMETERS[task_type], request.parameters, "parameters")
         if task_type.value not in self.engine.registry:
             message = f"task type {task_type.value} is not available on this server"
@@ -283,76 +342,47 @@ class SchedulerService:
         new = NewTask(
             operation=Spec(task_type.value, request.parameters),
             condition=request.condition(),
-            owner=user_id,
+            owner=caller.owner,
             name=request.name,
+            policy=request.policy(),
         )
         try:
-            if self.checks is not None:
-                await self.checks.check(
-                    task_type.value,
-                    request.parameters,
-                    owner=user_id,
-                    start=self._one_shot_start(new),
-                    allow_overlap=request.allow_overlap,
-                )
-            task = await self.engine.add(new)
+            task = await self.add(new, caller)
         except InvalidParameters as error:
             problems = [Problem(p.message, _seed_key(p.key)) for p in error.problems]
             raise InvalidParameters(problems) from error
         return ScheduledTask.of(task)
 
-    def _one_shot_start(self, new: NewTask) -> datetime | None:
-        """The instant a one-shot task runs at; None for a series (or a schedule the engine
-        will refuse with its own message)."""
-        if new.condition.type != "at":
-            return None
-        try:
-            condition = parse_condition("at", dict(new.condition.parameters))
-        except InvalidParameters:
-            return None
-        return condition.trigger(self.engine.clock.now()).next_after(None)
+    async def find(self, task_id: UUID, caller: Caller) -> ScheduledTask:
+        """Raises: TaskNotFound (also for a task `caller` may not see)."""
+        return ScheduledTask.of(await self.get(task_id, caller))
 
-    async def find(self, task_id: UUID, *, visible_to: str | None = None) -> ScheduledTask:
-        """Raises: TaskNotFound (also for a task `visible_to` does not own)."""
-        return ScheduledTask.of(await self._task(task_id, visible_to))
+    async def withdraw(self, task_id: UUID, caller: Caller) -> ScheduledTask:
+        """`cancel`, answered in the seed's shape. Raises: TaskNotFound, TaskFinished."""
+        return ScheduledTask.of(await self.cancel(task_id, caller))
 
-    async def cancel(self, task_id: UUID, *, visible_to: str | None = None) -> ScheduledTask:
-        """Cancel a pending or running task.
-
-        Raises:
-            TaskNotFound: no such task, or one `visible_to` does not own (nothing changes).
-            TaskFinished: it has already completed, failed or been cancelled.
-        """
-        await self._task(task_id, visible_to)
-        return ScheduledTask.of(await self.engine.cancel(task_id))
-
-    async def page(
+    async def scheduled(
         self,
+        caller: Caller,
         *,
-        user_id: str | None = None,
-        any_user: bool = False,
-        status: TaskStatus | None = None,
+        owner: str | None = None,
+        any_owner: bool = False,
+        status: Status | None = None,
         task_type: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[ScheduledTask], int]:
-        """A page of tasks, newest first, and how many match: those of `user_id` (None:
-        system tasks), or of anyone with `any_user`."""
-        tasks, total = await self.engine.page(
-            owner=user_id,
-            any_owner=any_user,
+        """`page`, answered in the seed's shape (`task_type` is the operation)."""
+        tasks, total = await self.page(
+            caller,
+            owner=owner,
+            any_owner=any_owner,
             status=status,
             operation=task_type,
             limit=limit,
             offset=offset,
         )
         return [ScheduledTask.of(t) for t in tasks], total
-
-    async def _task(self, task_id: UUID, visible_to: str | None) -> Task:
-        task = await self.engine.get(task_id)
-        if visible_to is not None and task.owner != visible_to:
-            raise TaskNotFound(task_id)
-        return task
 
     # The seed's Python calls ----------------------------------------------------------------
 
@@ -391,12 +421,12 @@ class SchedulerService:
             "",
         )
         owner = None if user_id is None else str(user_id)
-        return await self.create(request, user_id=owner)
+        return await self.create(request, Caller(owner, SYSTEM.role))
 
     async def get_task(self, task_id: UUID | str) -> ScheduledTask | None:
         """The task, or None when there is no such task."""
         try:
-            return await self.find(UUID(str(task_id)))
+            return await self.find(UUID(str(task_id)), SYSTEM)
         except TaskNotFound:
             return None
 
@@ -404,7 +434,7 @@ class SchedulerService:
         """Cancel a pending or running task. False when there is no such task or it has
         already finished."""
         try:
-            await self.cancel(UUID(str(task_id)))
+            await self.cancel(UUID(str(task_id)), SYSTEM)
         except (TaskNotFound, TaskFinished):
             return False
         return True
@@ -417,56 +447,11 @@ class SchedulerService:
         offset: int = 0,
     ) -> list[ScheduledTask]:
         """A user's tasks, newest first."""
-        tasks, _ = await self.page(
-            user_id=str(user_id),
+        tasks, _ = await self.scheduled(
+            SYSTEM,
+            owner=str(user_id),
             status=None if status is None else TaskStatus(status),
             limit=limit,
             offset=offset,
         )
         return tasks
-
-
-class Scheduler(SchedulerService):
-    """The in-process service: `async with Scheduler() as scheduler:` opens the store
-    (SQLite under ./data by default), migrates it, runs the engine and the node's start-up
-    (the daily recharge system task included) until the block ends. No web server.
-
-    `settings` default to the environment's (`ONAIR__*`), without the broadcast synchronizer:
-    an embedded scheduler has no station schedule to follow unless it is given settings that
-    say so. `database_url` overrides the store. `accounts` gives the users and their credits.
-    """
-
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        database_url: str | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        # Imported here: the composition root imports the HTTP API, which imports this module.
-        from onair.app import build
-        from onair.config import Settings
-
-        if settings is None:
-            settings = Settings()
-            quiet = settings.synchronizer.model_copy(update={"enabled": False})
-            settings = settings.model_copy(update={"synchronizer": quiet})
-        if database_url is not None:
-            store = settings.store.model_copy(update={"url": database_url})
-            settings = settings.model_copy(update={"store": store})
-        self.services = build(settings, clock)
-        super().__init__(self.services.engine, self.services.play_checks)
-        self.accounts: Accounts = self.services.accounts
-        self._running: Any = None
-
-    async def __aenter__(self) -> Scheduler:
-        from onair.app import running
-
-        self._running = running(self.services)
-        await self._running.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        if self._running is not None:
-            running, self._running = self._running, None
-            await running.__aexit__(*exc)

@@ -1,14 +1,16 @@
-"""The accounts' statements, by name. Each takes an open connection (the caller owns the
+"""The accounts' statements (`onair.accounts.credits` is their only user: the only writer of
+users and their credits), by name. Each takes an open connection (the caller owns the
 transaction) and returns plain rows or values."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import RowMapping, bindparam, exists, func, insert, select, update
+from sqlalchemy import RowMapping, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from onair.store.database import Connection
@@ -86,3 +88,83 @@ async def list_transactions(
         .offset(offset)
     )
     return list((await conn.execute(page)).mappings()), total
+
+
+# Credits spent by play runs ----------------------------------------------------------------
+
+
+async def reserve(
+    conn: Connection,
+    user_id: str,
+    run_id: UUID,
+    task_id: UUID,
+    reason: str,
+    cost: int,
+    wanted: int,
+    now: datetime,
+) -> int:
+    """Take the credits of up to `wanted` sounds at `cost` each from `user_id`, as many as the
+    balance pays for, into the run's one transaction (keyed by run id, amount negative).
+    Returns how many sounds are paid for: 0 when the balance pays for none (nothing changes,
+    also for an unknown user)."""
+    locked = select(users.c.credits).where(users.c.id == user_id).with_for_update()
+    balance = (await conn.execute(locked)).scalar()
+    if balance is None:
+        return 0
+    paid = wanted if cost == 0 else min(wanted, balance // cost)
+    if paid <= 0:
+        return 0
+    await _move(conn, user_id, run_id, task_id, reason, balance, -paid * cost, now)
+    return paid
+
+
+async def refund(conn: Connection, user_id: str, run_id: UUID, credits: int, now: datetime) -> None:
+    """Give back `credits` of what run `run_id` took from `user_id` (sounds it did not play)."""
+    if credits <= 0:
+        return
+    locked = select(users.c.credits).where(users.c.id == user_id).with_for_update()
+    balance = (await conn.execute(locked)).scalar()
+    if balance is not None:
+        await _move(conn, user_id, run_id, None, "", balance, credits, now)
+        # A run that played nothing leaves no trace in the user's statement.
+        keyed = (credit_transactions.c.run_id == run_id) & (
+            credit_transactions.c.user_id == user_id
+        )
+        await conn.execute(
+            delete(credit_transactions).where(keyed, credit_transactions.c.amount == 0)
+        )
+
+
+async def _move(
+    conn: Connection,
+    user_id: str,
+    run_id: UUID,
+    task_id: UUID | None,
+    reason: str,
+    balance: int,
+    amount: int,
+    now: datetime,
+) -> None:
+    """Add `amount` to the user's balance and to the run's transaction (created if needed)."""
+    after = balance + amount
+    await conn.execute(
+        update(users).where(users.c.id == user_id).values(credits=after, updated_at=now)
+    )
+    keyed = (credit_transactions.c.run_id == run_id) & (credit_transactions.c.user_id == user_id)
+    moved = await conn.execute(
+        update(credit_transactions)
+        .where(keyed)
+        .values(amount=credit_transactions.c.amount + amount, balance=after)
+    )
+    if moved.rowcount == 0:
+        row = {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "run_id": run_id,
+            "task_id": task_id,
+            "reason": reason,
+            "amount": amount,
+            "balance": after,
+            "created_at": now,
+        }
+        await conn.execute(insert(credit_transactions), [row])

@@ -1,23 +1,31 @@
-"""`GET /synchronizer`: what this node's synchronizer did last and when it runs next.
+"""What operators watch: `GET /metrics` (Prometheus text, open like `/ping`: counts only) and
+`GET /synchronizer`, what this node's synchronizer did last and when it runs next.
 
-The state is this node's, in memory: on several nodes, each shows its own last cycle, and a
-node that did not get the lock says so (`last.held` is false).
+The synchronizer's state is this node's, in memory: on several nodes, each shows its own last
+cycle, and a node that did not get the lock says so (`last.held` is false). It is a Tasks API
+route: open or protected like `/tasks`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
-from onair.api.tasks import TasksRoute
-from onair.broadcast.synchronizer import Synchronizer
+from onair.api.deps import CallerDep, MetricsDep, SynchronizerDep
+from onair.api.routing import TasksRoute
 from onair.timeutil import naive_utc
 
-router = APIRouter(tags=["synchronizer"], route_class=TasksRoute)
+router = APIRouter()
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+async def metrics(found: MetricsDep) -> Response:
+    """This node's metrics in Prometheus text format (open, like `/ping`: counts only)."""
+    return Response(await found.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 class CyclePublic(BaseModel):
@@ -42,16 +50,11 @@ class SynchronizerState(BaseModel):
     next: datetime | None = Field(description="The next cycle (naive UTC), while enabled.")
 
 
-async def _synchronizer(request: Request) -> Synchronizer:
-    synchronizer: Synchronizer = request.app.state.services.synchronizer
-    return synchronizer
+tasks_router = APIRouter(tags=["synchronizer"], route_class=TasksRoute)
 
 
-SynchronizerDep = Annotated[Synchronizer, Depends(_synchronizer)]
-
-
-@router.get("/synchronizer")
-async def synchronizer_state(synchronizer: SynchronizerDep) -> SynchronizerState:
+@tasks_router.get("/synchronizer")
+async def synchronizer_state(_: CallerDep, synchronizer: SynchronizerDep) -> SynchronizerState:
     last = synchronizer.last
     upcoming = synchronizer.next
     return SynchronizerState(

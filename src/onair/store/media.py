@@ -1,5 +1,5 @@
-"""The media library's statements, and the credits a play run spends, by name. Each takes an
-open connection (the caller owns the transaction) and returns plain rows or values.
+"""The media library's statements (`onair.audio.library` is their only user), by name. Each
+takes an open connection (the caller owns the transaction) and returns plain rows or values.
 
 `owner=None` in the listing functions means "anyone's" (an admin's view); ownership checks are
 made by the callers in `onair.audio.library`.
@@ -7,26 +7,15 @@ made by the callers in `onair.audio.library`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import RowMapping, delete, func, insert, or_, select, update
+from sqlalchemy import RowMapping, delete, func, insert, select, update
 
 from onair.store.database import Connection
-from onair.store.schema import (
-    credit_transactions,
-    playlist_sounds,
-    playlists,
-    sounds,
-    tasks,
-    users,
-)
-
-ACTIVE = ("pending", "running")
-"""Task statuses that may still play something."""
+from onair.store.schema import playlist_sounds, playlists, sounds
 
 
 async def insert_sound(conn: Connection, values: Mapping[str, Any]) -> None:
@@ -141,125 +130,3 @@ async def delete_playlist(conn: Connection, playlist_id: UUID) -> None:
 async def playlists_with(conn: Connection, sound_id: UUID) -> list[UUID]:
     query = select(playlist_sounds.c.playlist_id).where(playlist_sounds.c.sound_id == sound_id)
     return sorted(set((await conn.execute(query)).scalars()))
-
-
-async def tasks_playing(
-    conn: Connection, *, sound_id: UUID | None = None, playlist_ids: Sequence[UUID] = ()
-) -> list[RowMapping]:
-    """Pending and running tasks that name `sound_id` (play_sound) or one of `playlist_ids`
-    (play_playlist). Ids are compared as text, as the task's JSON parameters hold them."""
-    named = []
-    if sound_id is not None:
-        named.append(
-            (tasks.c.operation == "play_sound")
-            & (tasks.c.operation_parameters["sound_id"].as_string() == str(sound_id))
-        )
-    if playlist_ids:
-        named.append(
-            (tasks.c.operation == "play_playlist")
-            & tasks.c.operation_parameters["playlist_id"]
-            .as_string()
-            .in_([str(i) for i in playlist_ids])
-        )
-    if not named:
-        return []
-    query = (
-        select(tasks.c.id, tasks.c.name, tasks.c.status)
-        .where(tasks.c.status.in_(ACTIVE), or_(*named))
-        .order_by(tasks.c.created_at)
-    )
-    return list((await conn.execute(query)).mappings())
-
-
-async def scheduled_plays(conn: Connection, before: datetime) -> list[RowMapping]:
-    """Pending one-shot play tasks due before `before`: the candidates of a conflict."""
-    query = select(
-        tasks.c.id, tasks.c.name, tasks.c.operation, tasks.c.operation_parameters, tasks.c.next_at
-    ).where(
-        tasks.c.status == "pending",
-        tasks.c.operation.in_(("play_sound", "play_playlist")),
-        tasks.c.condition.in_(("at", "now")),
-        tasks.c.next_at.is_not(None),
-        tasks.c.next_at < before,
-    )
-    return list((await conn.execute(query.order_by(tasks.c.next_at))).mappings())
-
-
-# Credits spent by play runs ------------------------------------------------------------------
-
-
-async def reserve(
-    conn: Connection,
-    user_id: str,
-    run_id: UUID,
-    task_id: UUID,
-    reason: str,
-    cost: int,
-    wanted: int,
-    now: datetime,
-) -> int:
-    """Take the credits of up to `wanted` sounds at `cost` each from `user_id`, as many as the
-    balance pays for, into the run's one transaction (keyed by run id, amount negative).
-    Returns how many sounds are paid for: 0 when the balance pays for none (nothing changes,
-    also for an unknown user)."""
-    locked = select(users.c.credits).where(users.c.id == user_id).with_for_update()
-    balance = (await conn.execute(locked)).scalar()
-    if balance is None:
-        return 0
-    paid = wanted if cost == 0 else min(wanted, balance // cost)
-    if paid <= 0:
-        return 0
-    await _move(conn, user_id, run_id, task_id, reason, balance, -paid * cost, now)
-    return paid
-
-
-async def refund(conn: Connection, user_id: str, run_id: UUID, credits: int, now: datetime) -> None:
-    """Give back `credits` of what run `run_id` took from `user_id` (sounds it did not play)."""
-    if credits <= 0:
-        return
-    locked = select(users.c.credits).where(users.c.id == user_id).with_for_update()
-    balance = (await conn.execute(locked)).scalar()
-    if balance is not None:
-        await _move(conn, user_id, run_id, None, "", balance, credits, now)
-        # A run that played nothing leaves no trace in the user's statement.
-        keyed = (credit_transactions.c.run_id == run_id) & (
-            credit_transactions.c.user_id == user_id
-        )
-        await conn.execute(
-            delete(credit_transactions).where(keyed, credit_transactions.c.amount == 0)
-        )
-
-
-async def _move(
-    conn: Connection,
-    user_id: str,
-    run_id: UUID,
-    task_id: UUID | None,
-    reason: str,
-    balance: int,
-    amount: int,
-    now: datetime,
-) -> None:
-    """Add `amount` to the user's balance and to the run's transaction (created if needed)."""
-    after = balance + amount
-    await conn.execute(
-        update(users).where(users.c.id == user_id).values(credits=after, updated_at=now)
-    )
-    keyed = (credit_transactions.c.run_id == run_id) & (credit_transactions.c.user_id == user_id)
-    moved = await conn.execute(
-        update(credit_transactions)
-        .where(keyed)
-        .values(amount=credit_transactions.c.amount + amount, balance=after)
-    )
-    if moved.rowcount == 0:
-        row = {
-            "id": uuid.uuid4(),
-            "user_id": user_id,
-            "run_id": run_id,
-            "task_id": task_id,
-            "reason": reason,
-            "amount": amount,
-            "balance": after,
-            "created_at": now,
-        }
-        await conn.execute(insert(credit_transactions), [row])
