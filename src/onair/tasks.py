@@ -222,7 +222,7 @@ _CONDITION_FIELDS = {
 }
 
 
-def _seed_key(key: str | None) -> str | None:
+def seed_key(key: str | None) -> str | None:
     """An engine field path in the seed's words: `condition.parameters.expression` is
     `cron_expression`, `operation.parameters.sound_id` is `parameters.sound_id`."""
     if key is None:
@@ -349,7 +349,7 @@ class SchedulerService(TaskService):
         try:
             task = await self.add(new, caller)
         except InvalidParameters as error:
-            problems = [Problem(p.message, _seed_key(p.key)) for p in error.problems]
+            problems = [Problem(p.message, seed_key(p.key)) for p in error.problems]
             raise InvalidParameters(problems) from error
         return ScheduledTask.of(task)
 

@@ -19,7 +19,7 @@ from onair.api.routing import TasksRoute
 from onair.engine.conditions import parse_condition
 from onair.engine.preview import PreviewItem, upcoming
 from onair.errors import InvalidParameters, Problem
-from onair.tasks import TaskCreate, TaskType, _seed_key
+from onair.tasks import TaskCreate, TaskType, seed_key
 from onair.timeutil import UTCInstant
 
 MAX_COUNT = 500
@@ -94,7 +94,7 @@ async def preview_schedule(
     try:
         condition = parse_condition(spec.type, dict(spec.parameters))
     except InvalidParameters as error:
-        problems = [Problem(p.message, _seed_key(p.key)) for p in error.problems]
+        problems = [Problem(p.message, seed_key(p.key)) for p in error.problems]
         raise InvalidParameters(problems) from error
     items = upcoming(condition, scheduler.engine.clock.now(), request.count)
     return SeedPreview(instants=[SeedInstant.of(item) for item in items])
