@@ -21,7 +21,8 @@ instants as aware UTC and keep the zone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -33,7 +34,7 @@ from pydantic_core import PydanticCustomError
 from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
 from onair.engine.admission import SYSTEM, Caller
-from onair.engine.conditions import validate
+from onair.engine.conditions import Condition, parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Run, Spec, Status, Task
 from onair.engine.triggers import resolve
@@ -114,6 +115,14 @@ class TaskCreate(BaseModel):
         if value is not None and info.data.get("recurrence_type") == RecurrenceType.NONE:
             raise PydanticCustomError("extra", "recurrence_count is for recurring tasks only")
         return value
+
+    def parsed_condition(self) -> Condition:
+        """The engine condition, validated; errors name the request's fields.
+
+        Raises: InvalidParameters."""
+        spec = self.condition()
+        with seed_words():
+            return parse_condition(spec.type, dict(spec.parameters))
 
     def policy(self) -> dict[str, Any] | None:
         """The engine policy overrides this request asks for (None: the operation's own)."""
@@ -222,7 +231,7 @@ _CONDITION_FIELDS = {
 }
 
 
-def seed_key(key: str | None) -> str | None:
+def _seed_key(key: str | None) -> str | None:
     """An engine field path in the seed's words: `condition.parameters.expression` is
     `cron_expression`, `operation.parameters.sound_id` is `parameters.sound_id`."""
     if key is None:
@@ -233,6 +242,17 @@ def seed_key(key: str | None) -> str | None:
         field = key.removeprefix("condition.parameters").lstrip(".").split(".")[0]
         return _CONDITION_FIELDS.get(field, "scheduled_at")
     return key
+
+
+@contextlib.contextmanager
+def seed_words() -> Iterator[None]:
+    """`InvalidParameters` raised inside, keyed by the seed's field names instead of the
+    engine's (`_seed_key`)."""
+    try:
+        yield
+    except InvalidParameters as error:
+        problems = [Problem(p.message, _seed_key(p.key)) for p in error.problems]
+        raise InvalidParameters(problems) from error
 
 
 class TaskService:
@@ -346,11 +366,8 @@ class SchedulerService(TaskService):
             name=request.name,
             policy=request.policy(),
         )
-        try:
+        with seed_words():
             task = await self.add(new, caller)
-        except InvalidParameters as error:
-            problems = [Problem(p.message, seed_key(p.key)) for p in error.problems]
-            raise InvalidParameters(problems) from error
         return ScheduledTask.of(task)
 
     async def find(self, task_id: UUID, caller: Caller) -> ScheduledTask:

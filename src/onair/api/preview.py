@@ -18,8 +18,7 @@ from onair.api.models import NaiveUTC, Specification
 from onair.api.routing import TasksRoute
 from onair.engine.conditions import parse_condition
 from onair.engine.preview import PreviewItem, upcoming
-from onair.errors import InvalidParameters, Problem
-from onair.tasks import TaskCreate, TaskType, seed_key
+from onair.tasks import TaskCreate, TaskType
 from onair.timeutil import UTCInstant
 
 MAX_COUNT = 500
@@ -90,11 +89,6 @@ async def preview_schedule(
 ) -> SeedPreview:
     """The next instants of a schedule, for a task created now (nothing is stored). Errors
     name the request's fields, as creating the task would."""
-    spec = request.condition()
-    try:
-        condition = parse_condition(spec.type, dict(spec.parameters))
-    except InvalidParameters as error:
-        problems = [Problem(p.message, seed_key(p.key)) for p in error.problems]
-        raise InvalidParameters(problems) from error
+    condition = request.parsed_condition()
     items = upcoming(condition, scheduler.engine.clock.now(), request.count)
     return SeedPreview(instants=[SeedInstant.of(item) for item in items])
