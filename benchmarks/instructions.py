@@ -66,7 +66,7 @@ BODY = json.dumps(
 ).encode()
 
 
-async def _post(app: Any) -> int:
+async def _post(app: Any, state: dict[str, Any]) -> int:
     """One `POST /tasks` through the ASGI application; its status."""
     scope = {
         "type": "http",
@@ -85,7 +85,7 @@ async def _post(app: Any) -> int:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(BODY)).encode()),
         ],
-        "state": {},
+        "state": dict(state),  # the lifespan's, as a server hands it to each request
     }
     messages = [{"type": "http.request", "body": BODY, "more_body": False}]
     status: list[int] = []
@@ -112,11 +112,11 @@ async def post() -> int:
         os.environ["ONAIR__STORE__URL"] = f"sqlite:///{Path(directory) / 'onair.db'}"
         os.environ["ONAIR__SYNCHRONIZER__ENABLED"] = "false"
         app = create_app(Settings())
-        async with app.router.lifespan_context(app):
+        async with app.router.lifespan_context(app) as state:
 
             async def client(requests: int) -> None:
                 for _ in range(requests):
-                    if (status := await _post(app)) != 201:
+                    if (status := await _post(app, state)) != 201:
                         raise RuntimeError(f"POST /tasks answered {status}")
 
             await asyncio.gather(*(client(200 // CONCURRENCY) for _ in range(CONCURRENCY)))
