@@ -14,6 +14,7 @@ request acts for is decided here, once per surface (docs/auth.md):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
@@ -68,10 +69,22 @@ def service_of(request: Request) -> SchedulerService:
 
 def token_of(request: Request) -> str | None:
     """The caller's token: `Authorization: Bearer <token>` wins over the `access_token`
-    cookie; None when there is neither."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
+    cookie; None when there is neither. Read from the raw headers: most requests to the
+    Tasks API carry neither, and parsing every header and cookie for that costs more than
+    the rest of the check."""
+    authorization: bytes | None = None
+    cookie: bytes | None = None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            authorization = value
+        elif name == b"cookie":
+            cookie = value
+    if authorization is not None:
+        scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    if cookie is None:
+        return None
     return request.cookies.get("access_token") or None
 
 
@@ -100,11 +113,16 @@ async def caller_of(request: Request, *, users: bool = False) -> Caller:
             without `auth.open_tasks_api`), or a token that is not valid.
         Forbidden: a user token while the Tasks API is protected (unless `users`).
     """
-    known: Caller | None = getattr(request.state, "caller", None)
+    scope = request.scope
+    known: Caller | None = scope.get(_CALLER)
     if known is not None:  # the route class asked already, before the body was read
         return known
-    request.state.caller = caller = await _resolve(request, users)
+    scope[_CALLER] = caller = await _resolve(request, users)
     return caller
+
+
+_CALLER = "onair.caller"
+"""The scope key of a request's caller, once known."""
 
 
 async def _resolve(request: Request, users: bool) -> Caller:
@@ -134,8 +152,13 @@ def _on_loopback(request: Request) -> bool:
     server = request.scope.get("server")
     if not server:
         return True  # in process (tests' ASGI transport): no socket at all
+    return _loopback(server[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _loopback(address: str) -> bool:
     try:
-        return ipaddress.ip_address(server[0]).is_loopback
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 

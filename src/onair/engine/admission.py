@@ -40,6 +40,7 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+_ADMIN = Role.ADMIN  # read once: an enum member's lookup is a descriptor call
 ANYONE = frozenset(Role)
 STAFF = frozenset({Role.STATION, Role.ADMIN})
 """The station and admins: operations of the station's own (broadcasts)."""
@@ -56,7 +57,7 @@ class Caller:
 
     @property
     def admin(self) -> bool:
-        return self.role is Role.ADMIN
+        return self.role is _ADMIN
 
     def sees(self, owner: str | None) -> bool:
         """Whether a task (or media) of `owner` is visible to this caller."""
