@@ -88,12 +88,6 @@ class Hold:
     seconds: float | None
 
 
-def describe_resource(resource: str) -> str:
-    """`output:default` as `Output default`."""
-    kind, _, name = resource.partition(":")
-    return f"{kind.capitalize()} {name}" if name else kind.capitalize()
-
-
 def span(
     seconds: float | None, start: datetime, following: Callable[[], datetime | None]
 ) -> tuple[datetime, datetime | None]:
