@@ -247,6 +247,10 @@ def tasks_show(task_id: str, url: UrlOption = None, token: TokenOption = None) -
     table.add_row("rule", task.get("description") or "")
     table.add_row("dependencies", json.dumps(task["task"]["dependencies"]))
     table.add_row("next", str(task.get("next")))
+    paused = task.get("paused")
+    if paused:
+        note = f": {paused['note']}" if paused["note"] else ""
+        table.add_row("paused", f"since {paused['at']} by {paused['by']}{note}")
     for key in ("scheduled", "started", "cancelled", "failed", "completed", "error", "result"):
         if key in detail:
             table.add_row(key, json.dumps(detail[key]) if key == "result" else str(detail[key]))
@@ -387,6 +391,27 @@ def tasks_cancel(task_id: str, url: UrlOption = None, token: TokenOption = None)
     """Cancel a pending or running task."""
     cancelled = _call(url, "DELETE", f"/tasks/{task_id}", token=token)
     console.print(f"cancelled {cancelled['task']['id']} at {cancelled['cancelled']}")
+
+
+@tasks_app.command("pause")
+def tasks_pause(
+    task_id: str,
+    note: Annotated[str | None, typer.Option(help="Why it is paused (shown everywhere).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who pauses it (default: the caller).")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Pause a task: nothing of it runs until it is resumed (a run in progress goes on)."""
+    body = {key: value for key, value in (("note", note), ("by", by)) if value is not None}
+    paused = _call(url, "POST", f"/tasks/{task_id}/pause", body, token=token)["paused"]
+    console.print(f"paused {task_id} at {paused['at']} by {paused['by']}")
+
+
+@tasks_app.command("resume")
+def tasks_resume(task_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
+    """Resume a paused task (its policy's `resume`: drop what it missed, or run the latest)."""
+    resumed = _call(url, "POST", f"/tasks/{task_id}/resume", token=token)
+    console.print(f"resumed {task_id}; next run at {resumed['next']}")
 
 
 @tasks_app.command("clean")

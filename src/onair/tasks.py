@@ -33,7 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
-from onair.engine.admission import SYSTEM, Caller
+from onair.engine.admission import SYSTEM, Caller, Role
 from onair.engine.conditions import Condition, parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Run, Spec, Status, Task
@@ -179,6 +179,9 @@ class ScheduledTask(BaseModel):
     last_executed_at: UTCInstant | None = Field(description="When the latest run started.")
     next_execution_at: UTCInstant | None = Field(description="The next occurrence, if any.")
     error_message: str | None
+    paused_at: UTCInstant | None = Field(None, description="Since when it is paused, if it is.")
+    paused_by: str | None = Field(None, description="Who paused it.")
+    pause_note: str | None = Field(None, description="Why it is paused.")
     created_at: UTCInstant
     updated_at: UTCInstant
 
@@ -209,6 +212,9 @@ class ScheduledTask(BaseModel):
             last_executed_at=task.started_at,
             next_execution_at=None if task.status.finished else task.next_at,
             error_message=task.error,
+            paused_at=task.paused_at,
+            paused_by=task.paused_by,
+            pause_note=task.pause_note,
             created_at=task.created_at,
             updated_at=task.updated_at,
         )
@@ -258,6 +264,25 @@ def seed_words() -> Iterator[None]:
         raise InvalidParameters(problems) from error
 
 
+class PauseRequest(BaseModel):
+    """Why a task is paused, and by whom (default: the caller; a user is always themself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=1000, description="Why it is paused.")
+    by: str | None = Field(
+        None, min_length=1, max_length=128, description="Who pauses it (default: the caller)."
+    )
+
+
+def who(caller: Caller, by: str | None = None) -> str:
+    """The name a pause is recorded under: `by` when the caller may name someone (the
+    station, an admin), else the caller's own id (a user), or its role."""
+    if caller.role is Role.USER:
+        return str(caller.owner)
+    return by or caller.owner or caller.role.value
+
+
 class TaskService:
     """Tasks as callers may reach them, over one engine (see the module docstring)."""
 
@@ -298,6 +323,22 @@ class TaskService:
         """
         await self.get(task_id, caller)
         return await self.engine.cancel(task_id)
+
+    async def pause(self, task_id: UUID, caller: Caller, request: PauseRequest) -> Task:
+        """Pause a pending or running task (`Engine.pause`), recorded under `who`.
+
+        Raises: TaskNotFound (also for a task `caller` may not see), TaskFinished, TaskPaused.
+        """
+        await self.get(task_id, caller)
+        return await self.engine.pause(task_id, who(caller, request.by), request.note)
+
+    async def resume(self, task_id: UUID, caller: Caller) -> Task:
+        """Resume a paused task by its policy (`Engine.resume`).
+
+        Raises: TaskNotFound (also for a task `caller` may not see), TaskFinished, NotPaused.
+        """
+        await self.get(task_id, caller)
+        return await self.engine.resume(task_id)
 
     async def clean(self, caller: Caller, finished_before: datetime | None) -> list[UUID]:
         """Remove finished tasks of the caller's (an admin's: anyone's) that no task depends

@@ -67,11 +67,20 @@ class TaskIndex(BaseModel):
     completed: list[UUID]
 
 
+class Pause(BaseModel):
+    at: NaiveUTC = Field(description="Since when.")
+    by: str | None = Field(description="Who paused it.")
+    note: str | None = Field(description="Why.")
+
+
 class GenericTask(BaseModel):
     task: TaskModel
     status: Status
     description: str = Field(
         "", description="onair: the condition in words, e.g. 'every weekday at 09:00, UTC'."
+    )
+    paused: Pause | None = Field(
+        None, description="onair: the task's pause; none while it runs as scheduled."
     )
     next: NaiveUTC | None = Field(None, description="onair: the next due instant.")
     runs: int = Field(0, description="onair: runs started so far.")
@@ -158,6 +167,11 @@ def generic(task: Task, latest: Run | None = None) -> GenericTask:
         task=TaskModel.of(task),
         status=task.status,
         description=describe_spec(task.condition.type, task.condition.parameters),
+        paused=(
+            None
+            if task.paused_at is None
+            else Pause(at=task.paused_at, by=task.paused_by, note=task.pause_note)
+        ),
         next=task.next_at if not task.status.finished else None,
         runs=task.runs,
         last=task.started_at,

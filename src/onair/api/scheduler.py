@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from onair.api.deps import AdminUser, CurrentUser, ServiceDep, as_caller
-from onair.tasks import ScheduledTask, TaskCreate, TaskStatus
+from onair.tasks import PauseRequest, ScheduledTask, TaskCreate, TaskStatus
 
 router = APIRouter(prefix="/scheduler", tags=["scheduler"])
 
@@ -58,6 +58,22 @@ async def get_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> S
 async def cancel_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> ScheduledTask:
     """Cancel a pending or running task (a running one is stopped); 409 once it has finished."""
     return await scheduler.withdraw(task_id, as_caller(user))
+
+
+@router.post("/tasks/{task_id}/pause")
+async def pause_task(
+    task_id: UUID, request: PauseRequest, user: CurrentUser, scheduler: ServiceDep
+) -> ScheduledTask:
+    """Pause a task (a run in progress goes on) with a note; a user's pause is recorded under
+    their id. 409 once it has finished or while it is paused already."""
+    return ScheduledTask.of(await scheduler.pause(task_id, as_caller(user), request))
+
+
+@router.post("/tasks/{task_id}/resume")
+async def resume_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> ScheduledTask:
+    """Resume a paused task; the occurrences missed while paused are dropped, or the latest
+    runs once (the task's `policy.resume`). 409 unless it is paused."""
+    return ScheduledTask.of(await scheduler.resume(task_id, as_caller(user)))
 
 
 @router.post("/admin/system-tasks", status_code=201)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 
 from onair.api.deps import caller_of, service_of
@@ -33,8 +33,10 @@ from onair.api.models import (
 )
 from onair.api.routing import TasksRoute
 from onair.engine.cleaning import parse_strategy
+from onair.engine.conditions import problems_of
 from onair.engine.models import NewTask, Spec, Status
-from onair.errors import TaskNotFound
+from onair.errors import InvalidParameters, TaskNotFound
+from onair.tasks import PauseRequest
 
 
 class AnyUUIDConvertor(Convertor[str]):
@@ -117,6 +119,28 @@ async def cancel(id: TaskId, request: Request) -> CancelledTask:
     model = by_status(task)
     assert isinstance(model, CancelledTask)
     return model
+
+
+@router.post("/tasks/{id:anyuuid}/pause", operation_id="TasksIdPause", tags=["tasks"])
+async def pause(id: TaskId, request: Request) -> GenericTask:
+    """onair: pause a pending or running task (a run in progress goes on); nothing runs until
+    it is resumed. The body, optional, is `{"note": why, "by": who}` (default: the caller).
+    409 once it has finished or while it is paused already."""
+    caller = await caller_of(request)
+    raw = await request.body()
+    try:
+        body = PauseRequest.model_validate_json(raw or b"{}")
+    except ValidationError as error:
+        raise InvalidParameters(problems_of(error)) from error
+    return generic(await service_of(request).pause(id, caller, body))
+
+
+@router.post("/tasks/{id:anyuuid}/resume", operation_id="TasksIdResume", tags=["tasks"])
+async def resume(id: TaskId, request: Request) -> GenericTask:
+    """onair: resume a paused task; its policy's `resume` drops the occurrences missed while
+    paused (default) or runs the latest of them once. 409 unless it is paused."""
+    task = await service_of(request).resume(id, await caller_of(request))
+    return generic(task)
 
 
 @router.get("/tasks/{id:anyuuid}/runs", operation_id="TasksIdRuns", tags=["tasks"])

@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
@@ -18,7 +19,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from onair.config import EngineSettings
-from onair.engine import intake, transitions
+from onair.engine import intake, pausing, transitions
 from onair.engine.admission import ADMINS, SYSTEM, Admission, Caller, Role, span
 from onair.engine.conditions import parse_condition, problems_of
 from onair.engine.events import Event, Events
@@ -200,6 +201,9 @@ class Engine:
             "hold": None if hold is None else hold.seconds,
             "held_from": held_from,
             "held_until": held_until,
+            "paused_at": None,
+            "paused_by": None,
+            "pause_note": None,
         }
         edges = [
             {"task_id": task_id, "name": name, "dependency_id": dependency}
@@ -307,6 +311,50 @@ class Engine:
         if self.worker is not None:
             self.worker.interrupt(task_id)
         self.events.publish(cancelled)
+        return Task.from_row(row)
+
+    async def pause(self, task_id: UUID, by: str, note: str | None = None) -> Task:
+        """Pause a pending or running task: no node claims it until it is resumed (a run in
+        progress goes on). `by` and `note` say who and why; they are kept and shown.
+
+        Raises:
+            TaskNotFound: no such task.
+            TaskFinished: it has completed, failed or been cancelled.
+            TaskPaused: it is paused already.
+        """
+        now = self.clock.now()
+        async with self.store.begin() as conn:
+            row = await pausing.pause(conn, task_id, now, by, note)
+            event = self._event("paused", row, now)
+            event = replace(event, note=f"{by}: {note}" if note else by)
+            await self.store.notify(conn, [f"event {event.payload()}"])
+        self.events.publish(event)
+        return Task.from_row(row)
+
+    async def resume(self, task_id: UUID) -> Task:
+        """Resume a paused task by its policy's `resume` (`drop` the occurrences missed while
+        paused, or run the `latest` of them once, now).
+
+        Raises:
+            TaskNotFound: no such task.
+            TaskFinished: it has completed, failed or been cancelled.
+            NotPaused: it is not paused.
+        """
+        now = self.clock.now()
+        async with self.store.begin() as conn:
+            row = await pausing.resume(conn, self.rules, task_id, now)
+            event = self._event("resumed", row, now)
+            due = row["due_at"]
+            await self.store.notify(
+                conn,
+                chain(
+                    [f"due {due.isoformat()}"] if due is not None else [],
+                    [f"event {event.payload()}"],
+                ),
+            )
+        if self.worker is not None and row["due_at"] is not None:
+            self.worker.due_changed(row["due_at"])
+        self.events.publish(event)
         return Task.from_row(row)
 
     async def clean(

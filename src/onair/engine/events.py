@@ -37,6 +37,8 @@ class Event:
     lateness: float | None = None
     error: str | None = None
     owner: str | None = None
+    note: str | None = None
+    """Who paused a task and why (`paused` events)."""
     remote: bool = field(default=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -51,6 +53,7 @@ class Event:
             "lateness": self.lateness,
             "error": self.error,
             "owner": self.owner,
+            "note": self.note,
         }
 
     def payload(self) -> str:

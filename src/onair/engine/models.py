@@ -85,6 +85,14 @@ class Task:
     last_outcome: Outcome | None
     result: Any
     error: str | None
+    paused_at: datetime | None = None
+    """Since when the task is paused (None: it is not); its runs wait until it is resumed."""
+    paused_by: str | None = None
+    pause_note: str | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
     @classmethod
     def from_row(cls, row: Record) -> Task:
@@ -107,6 +115,9 @@ class Task:
             last_outcome=Outcome(row["last_outcome"]) if row["last_outcome"] else None,
             result=row["result"],
             error=row["error"],
+            paused_at=row.get("paused_at"),
+            paused_by=row.get("paused_by"),
+            pause_note=row.get("pause_note"),
         )
 
 

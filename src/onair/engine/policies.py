@@ -56,6 +56,13 @@ class Policy(BaseModel):
     catch_up: bool = Field(
         False, description="After missed occurrences, run once for them (at most one catch-up)."
     )
+    resume: Literal["drop", "latest"] = Field(
+        "drop",
+        description=(
+            "On resuming a paused task: drop the occurrences missed while it was paused, or "
+            "run the latest of them once, at the resume."
+        ),
+    )
     resource: Literal["exclusive", "shared"] = Field(
         "exclusive",
         description=(

@@ -84,6 +84,12 @@ class Rules:
         return Status.FAILED
 
 
+def due(row: Record, instant: datetime | None) -> datetime | None:
+    """The `due_at` to write for `row`: `instant`, or None while the task is paused
+    (`onair.engine.pausing`): no node claims a task without one."""
+    return None if row.get("paused_at") is not None else instant
+
+
 def failure(operation: str, message: str) -> str:
     """The error a failed run leaves on its task (the reference's wording, one final period)."""
     message = message.strip() or "no message"
@@ -351,14 +357,14 @@ def _after_run(
             return values | {
                 "status": Status.RUNNING.value if active else Status.PENDING.value,
                 "attempt": attempt + 1,
-                "due_at": retry_at,
+                "due_at": due(row, retry_at),
                 **({} if active else held(row, retry_at, lambda: next_at)),
             }
         values["attempt"] = 1
     if next_at is not None or active:
         values |= {
             "status": Status.RUNNING.value if active else Status.PENDING.value,
-            "due_at": next_at,
+            "due_at": due(row, next_at),
         }
         if not active and next_at is not None:  # what it holds for its next run
             values |= held(row, next_at, lambda: rules.trigger(row).next_after(next_at))
@@ -411,6 +417,7 @@ async def settle_dependents(conn: Connection, finished: Iterable[UUID], now: dat
             row = await queries.get_task(conn, task_id, lock=True)
             if row is None or row["due_at"] is not None or row["status"] != Status.PENDING.value:
                 continue
+            # A paused task's dependencies are checked again when it is resumed.
             ids = [UUID(str(i)) for i in row["dependencies"].values()]
             states = await queries.task_states(conn, ids)
             error = unmet_dependency(ids, states)
@@ -428,7 +435,7 @@ async def settle_dependents(conn: Connection, finished: Iterable[UUID], now: dat
                 frontier.append(task_id)
             elif all(states[i][0] == Status.COMPLETED.value for i in ids):
                 await queries.update_task(
-                    conn, task_id, {"due_at": row["next_at"], "updated_at": now}
+                    conn, task_id, {"due_at": due(row, row["next_at"]), "updated_at": now}
                 )
 
 

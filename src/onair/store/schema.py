@@ -164,6 +164,11 @@ tasks = Table(
     Column("hold", Float),
     Column("held_from", Instant),
     Column("held_until", Instant),
+    # A pause (onair.engine.pausing): since when, by whom and why. A paused task has no
+    # `due_at`, so no node claims it; resuming gives it one again.
+    Column("paused_at", Instant),
+    Column("paused_by", String(128)),
+    Column("pause_note", Text),
     Index(None, "status", "created_at"),
     Index(None, "owner", "created_at"),
     Index(None, "resource", "held_from"),

@@ -43,6 +43,8 @@ def _viewer(caller: Caller) -> dict[str, Any]:
         "scope": "own" if user else "all" if caller.admin else "system",
         "events": "/api/v1/scheduler/events" if user else "/events",
         "cancel": "/api/v1/scheduler/tasks/{id}" if user else "/tasks/{id}",
+        "pause": "/api/v1/scheduler/tasks/{id}/pause" if user else "/tasks/{id}/pause",
+        "resume": "/api/v1/scheduler/tasks/{id}/resume" if user else "/tasks/{id}/resume",
     }
 
 
@@ -57,6 +59,7 @@ def _summary(task: Task) -> dict[str, Any]:
         "operation": task.operation.type,
         "group": group(task.operation.type),
         "status": task.status.value,
+        "paused": task.paused,
     }
 
 
@@ -128,6 +131,9 @@ async def task_page(service: TaskService, caller: Caller, task_id: UUID) -> dict
             "runs": task.runs,
             "error": task.error,
             "cancellable": not task.status.finished,
+            "pause": None
+            if task.paused_at is None
+            else {"at": _instant(task.paused_at), "by": task.paused_by, "note": task.pause_note},
         },
         "next": [
             {"utc": _instant(i.utc), "local": i.local.isoformat(), "note": i.note} for i in upcoming

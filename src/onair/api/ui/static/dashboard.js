@@ -26,7 +26,7 @@
       const lane = el("div", { class: "track" });
       for (const item of items) {
         const left = Math.min(100, Math.max(0, ((Date.parse(item.at) - now) / span) * 100));
-        lane.append(el("a", { class: `mark op-${item.operation}`, href: `/ui/tasks/${item.id}`, style: `left:${left}%`, title: `${item.name} · ${Onair.when(item.at)}`, "data-task": item.id }));
+        lane.append(el("a", { class: `mark op-${item.operation}${item.paused ? " paused" : ""}`, href: `/ui/tasks/${item.id}`, style: `left:${left}%`, title: `${item.name} · ${Onair.when(item.at)}`, "data-task": item.id }));
       }
       row.append(lane);
       box.append(row);
@@ -36,7 +36,8 @@
       el("li", { "data-task": item.id },
         el("time", { datetime: item.at, text: Onair.when(item.at) }), " ",
         el("a", { href: `/ui/tasks/${item.id}`, text: item.name }), " ",
-        el("span", { class: "tag", text: item.operation }))));
+        el("span", { class: "tag", text: item.operation }),
+        item.paused ? el("span", { class: "tag paused", text: "paused" }) : "")));
     $("truncated").hidden = !data.truncated;
   }
 

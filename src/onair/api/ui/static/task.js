@@ -33,6 +33,11 @@
     $("task-name").textContent = `${task.name} · ${task.status}`;
     facts(task);
     $("cancel").hidden = !task.cancellable;
+    const pause = task.pause;
+    $("paused").hidden = !pause;
+    $("paused").textContent = pause ? `Paused by ${pause.by} since ${Onair.when(pause.at)}${pause.note ? `: ${pause.note}` : ""}` : "";
+    $("pausing").hidden = !task.cancellable || Boolean(pause);
+    $("resume").hidden = !task.cancellable || !pause;
     $("rule-words").textContent = task.description;
     $("rule").textContent = JSON.stringify(task.condition, null, 2);
     $("next").replaceChildren(...data.next.map((i) =>
@@ -53,6 +58,16 @@
   }
 
   const refresh = Onair.debounce(load, 150);
+  $("pause").addEventListener("click", async () => {
+    const note = $("pause-note").value.trim();
+    await Onair.post(viewer.pause, id, note ? { note } : {}, "Pause");
+    $("pause-note").value = "";
+    refresh();
+  });
+  $("resume").addEventListener("click", async () => {
+    await Onair.post(viewer.resume, id, undefined, "Resume");
+    refresh();
+  });
   $("cancel").addEventListener("click", async () => {
     $("cancel").disabled = true;
     await Onair.cancel(viewer.cancel, id);

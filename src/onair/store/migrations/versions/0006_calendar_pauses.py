@@ -1,0 +1,32 @@
+"""pauses of tasks: since when, by whom and why
+
+Revision ID: 0006_calendar
+Revises: 0005
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from onair.store.schema import Instant
+
+revision = "0006_calendar"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("paused_at", Instant(), nullable=True))
+        batch_op.add_column(sa.Column("paused_by", sa.String(length=128), nullable=True))
+        batch_op.add_column(sa.Column("pause_note", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_column("pause_note")
+        batch_op.drop_column("paused_by")
+        batch_op.drop_column("paused_at")
