@@ -10,13 +10,10 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from onair.api.deps import AdminUser, CurrentUser, ServiceDep, as_caller
+from onair.api.deps import AdminUser, CurrentUser, Limit, Offset, ServiceDep, as_caller
 from onair.tasks import ScheduledTask, TaskCreate, TaskStatus
 
 router = APIRouter(prefix="/scheduler", tags=["scheduler"])
-
-Limit = Annotated[int, Query(ge=1, le=500, description="Tasks per page.")]
-Offset = Annotated[int, Query(ge=0, description="Tasks to skip.")]
 
 
 class TaskPage(BaseModel):
