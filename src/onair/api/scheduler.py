@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from onair.api.deps import AdminUser, CurrentUser, ServiceDep, as_caller
-from onair.tasks import ScheduledTask, TaskCreate, TaskStatus
+from onair.tasks import RunRecord, ScheduledTask, TaskCreate, TaskStatus
 
 router = APIRouter(prefix="/scheduler", tags=["scheduler"])
 
@@ -21,6 +21,13 @@ Offset = Annotated[int, Query(ge=0, description="Tasks to skip.")]
 
 class TaskPage(BaseModel):
     tasks: list[ScheduledTask]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunPage(BaseModel):
+    runs: list[RunRecord]
     total: int
     limit: int
     offset: int
@@ -52,6 +59,20 @@ async def list_tasks(
 @router.get("/tasks/{task_id}")
 async def get_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> ScheduledTask:
     return await scheduler.find(task_id, as_caller(user))
+
+
+@router.get("/tasks/{task_id}/runs")
+async def task_runs(
+    task_id: UUID,
+    user: CurrentUser,
+    scheduler: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Runs per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Runs to skip.")] = 0,
+) -> RunPage:
+    """The task's runs, newest first: when each was due and started, how late, how it ended,
+    its result or error, and which attempt it was."""
+    runs, total = await scheduler.history(task_id, as_caller(user), limit=limit, offset=offset)
+    return RunPage(runs=runs, total=total, limit=limit, offset=offset)
 
 
 @router.delete("/tasks/{task_id}")
