@@ -50,6 +50,7 @@ def serve() -> None:
     """Run a node: the HTTP API and the engine, on the configured store."""
     import uvicorn
 
+    from onair.api.connections import uvicorn_options
     from onair.app import UnsafeExposure, configure_logging, create_app
 
     settings = Settings()
@@ -67,6 +68,7 @@ def serve() -> None:
         timeout_graceful_shutdown=max(1, round(settings.server.shutdown_grace.total_seconds())),
         log_config=None,
         access_log=False,
+        **uvicorn_options(settings.server),
     )
 
 

@@ -82,7 +82,16 @@ class GenericTask(BaseModel):
     paused: Pause | None = Field(
         None, description="onair: the task's pause; none while it runs as scheduled."
     )
-    next: NaiveUTC | None = Field(None, description="onair: the next due instant.")
+    next: NaiveUTC | None = Field(
+        None,
+        description=(
+            "onair: when a run is next due: the next attempt's instant while the task waits "
+            "for a retry, otherwise its next occurrence."
+        ),
+    )
+    retry: NaiveUTC | None = Field(
+        None, description="onair: when the failed run is tried again, while it waits for that."
+    )
     runs: int = Field(0, description="onair: runs started so far.")
     last: NaiveUTC | None = Field(None, description="onair: when the latest run started.")
     outcome: str | None = Field(None, description="onair: how the latest run ended.")
@@ -172,7 +181,8 @@ def generic(task: Task, latest: Run | None = None) -> GenericTask:
             if task.paused_at is None
             else Pause(at=task.paused_at, by=task.paused_by, note=task.pause_note)
         ),
-        next=task.next_at if not task.status.finished else None,
+        next=task.next_due,
+        retry=task.retry_at,
         runs=task.runs,
         last=task.started_at,
         outcome=task.last_outcome,

@@ -125,7 +125,7 @@ async def task_page(service: TaskService, caller: Caller, task_id: UUID) -> dict
             "description": describe_spec(task.condition.type, task.condition.parameters),
             "dependencies": {name: str(i) for name, i in task.dependencies.items()},
             "created": _instant(task.created_at),
-            "next": _instant(task.next_at) if not task.status.finished else None,
+            "next": _instant(task.next_due) if task.next_due is not None else None,
             "started": _instant(task.started_at),
             "finished": _instant(task.finished_at),
             "runs": task.runs,
