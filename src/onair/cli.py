@@ -253,6 +253,10 @@ def tasks_show(task_id: str, url: UrlOption = None, token: TokenOption = None) -
     if paused:
         note = f": {paused['note']}" if paused["note"] else ""
         table.add_row("paused", f"since {paused['at']} by {paused['by']}{note}")
+    changes = task.get("changes")
+    if changes:
+        moves = [f"moved {m['at']} to {m['to']}" for m in changes["moved"]]
+        table.add_row("changes", "; ".join([f"skipped {s}" for s in changes["skipped"]] + moves))
     for key in ("scheduled", "started", "cancelled", "failed", "completed", "error", "result"):
         if key in detail:
             table.add_row(key, json.dumps(detail[key]) if key == "result" else str(detail[key]))
@@ -414,6 +418,31 @@ def tasks_resume(task_id: str, url: UrlOption = None, token: TokenOption = None)
     """Resume a paused task (its policy's `resume`: drop what it missed, or run the latest)."""
     resumed = _call(url, "POST", f"/tasks/{task_id}/resume", token=token)
     console.print(f"resumed {task_id}; next run at {resumed['next']}")
+
+
+@tasks_app.command("skip")
+def tasks_skip(
+    task_id: str,
+    at: Annotated[str, typer.Argument(help="The occurrence (ISO 8601; naive: UTC).")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Skip one occurrence of a series; the rest is unchanged."""
+    task = _call(url, "POST", f"/tasks/{task_id}/skip", {"at": at}, token=token)
+    console.print(f"skipped {at} of {task_id}; next run at {task['next']}")
+
+
+@tasks_app.command("move")
+def tasks_move(
+    task_id: str,
+    at: Annotated[str, typer.Argument(help="The occurrence (ISO 8601; naive: UTC).")],
+    to: Annotated[str, typer.Argument(help="Its new instant (ISO 8601; naive: UTC).")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Move one occurrence of a series to another instant; the rest is unchanged."""
+    task = _call(url, "POST", f"/tasks/{task_id}/move", {"at": at, "to": to}, token=token)
+    console.print(f"moved {at} of {task_id} to {to}; next run at {task['next']}")
 
 
 @tasks_app.command("clean")

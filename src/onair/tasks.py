@@ -35,6 +35,7 @@ from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
 from onair.config import RetriesSettings
 from onair.engine.admission import SYSTEM, Caller, Role
+from onair.engine.calendar import Changes
 from onair.engine.conditions import Condition, parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Run, Spec, Status, Task
@@ -200,6 +201,11 @@ class TaskCreate(BaseModel):
                 )
 
 
+class MovedOccurrence(BaseModel):
+    at: UTCInstant = Field(description="The occurrence, as its rule gives it.")
+    to: UTCInstant = Field(description="Where it was moved.")
+
+
 class ScheduledTask(BaseModel):
     """A task as the seed shows it. Tasks added through the Tasks API show their operation as
     `task_type` and, for conditions the seed has no word for, the condition type as
@@ -238,6 +244,12 @@ class ScheduledTask(BaseModel):
     paused_at: UTCInstant | None = Field(None, description="Since when it is paused, if it is.")
     paused_by: str | None = Field(None, description="Who paused it.")
     pause_note: str | None = Field(None, description="Why it is paused.")
+    skipped: list[UTCInstant] = Field(
+        default_factory=list, description="Occurrences skipped, one by one."
+    )
+    moved: list[MovedOccurrence] = Field(
+        default_factory=list, description="Occurrences moved, one by one."
+    )
     created_at: UTCInstant
     updated_at: UTCInstant
 
@@ -251,6 +263,7 @@ class ScheduledTask(BaseModel):
         elif kind == "recurring":
             recurrence = str(parameters["frequency"])
         count = parameters.get("count")
+        changes = Changes.of(task.changes)
         return cls(
             id=task.id,
             name=task.name,
@@ -274,6 +287,8 @@ class ScheduledTask(BaseModel):
             paused_at=task.paused_at,
             paused_by=task.paused_by,
             pause_note=task.pause_note,
+            skipped=sorted(changes.skipped),
+            moved=[MovedOccurrence(at=a, to=b) for a, b in sorted(changes.moved.items())],
             created_at=task.created_at,
             updated_at=task.updated_at,
         )
@@ -364,6 +379,20 @@ class PauseRequest(BaseModel):
     )
 
 
+class OccurrenceChange(BaseModel):
+    """One occurrence of a series, named by the instant its rule gives it (`at`), and where it
+    moves (`to`; a skip has none). Naive instants are read as `naive` says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime = Field(description="The occurrence, as its rule gives it.")
+    to: datetime | None = Field(None, description="Its new instant (moves only).")
+
+    def instants(self, zone: str) -> tuple[datetime, datetime | None]:
+        """`at` and `to` as aware instants, a naive one read as wall time in `zone`."""
+        return _instant(self.at, zone), None if self.to is None else _instant(self.to, zone)
+
+
 def who(caller: Caller, by: str | None = None) -> str:
     """The name a pause is recorded under: `by` when the caller may name someone (the
     station, an admin), else the caller's own id (a user), or its role."""
@@ -428,6 +457,18 @@ class TaskService:
         """
         await self.get(task_id, caller)
         return await self.engine.resume(task_id)
+
+    async def change(
+        self, task_id: UUID, caller: Caller, at: datetime, to: datetime | None
+    ) -> Task:
+        """Skip (`to` None) or move one occurrence of a series (`Engine.skip`, `Engine.move`).
+
+        Raises: TaskNotFound (also for a task `caller` may not see), TaskFinished,
+            InvalidParameters (keyed `at` or `to`)."""
+        await self.get(task_id, caller)
+        if to is None:
+            return await self.engine.skip(task_id, at)
+        return await self.engine.move(task_id, at, to)
 
     async def clean(self, caller: Caller, finished_before: datetime | None) -> list[UUID]:
         """Remove finished tasks of the caller's (an admin's: anyone's) that no task depends
@@ -511,6 +552,21 @@ class SchedulerService(TaskService):
         with seed_words():
             task = await self.add(new, caller)
         return ScheduledTask.of(task)
+
+    async def reschedule(
+        self, task_id: UUID, caller: Caller, request: OccurrenceChange, *, move: bool
+    ) -> ScheduledTask:
+        """Skip or move one occurrence; naive instants are wall time in the task's zone.
+
+        Raises: TaskNotFound, TaskFinished, InvalidParameters (keyed `at` or `to`)."""
+        if move and request.to is None:
+            raise InvalidParameters([Problem("to is required to move an occurrence", "to")])
+        if not move and request.to is not None:
+            raise InvalidParameters([Problem("a skip has no `to`: use move", "to")])
+        task = await self.get(task_id, caller)
+        zone = str(task.condition.parameters.get("timezone") or "UTC")
+        at, to = request.instants(zone)
+        return ScheduledTask.of(await self.change(task_id, caller, at, to))
 
     async def find(self, task_id: UUID, caller: Caller) -> ScheduledTask:
         """Raises: TaskNotFound (also for a task `caller` may not see)."""

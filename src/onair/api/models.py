@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from onair.engine.calendar import Changes as OccurrenceChanges
 from onair.engine.models import Run, Status, Task
 from onair.engine.words import describe_spec
 from onair.timeutil import naive_utc
@@ -73,6 +74,26 @@ class Pause(BaseModel):
     note: str | None = Field(description="Why.")
 
 
+class Moved(BaseModel):
+    at: NaiveUTC = Field(description="The occurrence, as its rule gives it.")
+    to: NaiveUTC = Field(description="Where it was moved.")
+
+
+class Changes(BaseModel):
+    skipped: list[NaiveUTC] = Field(description="Occurrences skipped, one by one.")
+    moved: list[Moved] = Field(description="Occurrences moved, one by one.")
+
+    @classmethod
+    def of(cls, task: Task) -> Changes | None:
+        changes = OccurrenceChanges.of(task.changes)
+        if not changes:
+            return None
+        return cls(
+            skipped=sorted(changes.skipped),
+            moved=[Moved(at=a, to=b) for a, b in sorted(changes.moved.items())],
+        )
+
+
 class GenericTask(BaseModel):
     task: TaskModel
     status: Status
@@ -81,6 +102,9 @@ class GenericTask(BaseModel):
     )
     paused: Pause | None = Field(
         None, description="onair: the task's pause; none while it runs as scheduled."
+    )
+    changes: Changes | None = Field(
+        None, description="onair: occurrences of the series skipped or moved, one by one."
     )
     next: NaiveUTC | None = Field(
         None,
@@ -181,6 +205,7 @@ def generic(task: Task, latest: Run | None = None) -> GenericTask:
             if task.paused_at is None
             else Pause(at=task.paused_at, by=task.paused_by, note=task.pause_note)
         ),
+        changes=Changes.of(task),
         next=task.next_due,
         retry=task.retry_at,
         runs=task.runs,

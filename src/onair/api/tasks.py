@@ -6,7 +6,7 @@ the station without a token on the open Tasks API, a token's admin or user other
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
@@ -35,8 +35,8 @@ from onair.api.routing import TasksRoute
 from onair.engine.cleaning import parse_strategy
 from onair.engine.conditions import problems_of
 from onair.engine.models import NewTask, Spec, Status
-from onair.errors import InvalidParameters, TaskNotFound
-from onair.tasks import PauseRequest
+from onair.errors import InvalidParameters, Problem, TaskNotFound
+from onair.tasks import OccurrenceChange, PauseRequest
 
 
 class AnyUUIDConvertor(Convertor[str]):
@@ -127,12 +127,45 @@ async def pause(id: TaskId, request: Request) -> GenericTask:
     it is resumed. The body, optional, is `{"note": why, "by": who}` (default: the caller).
     409 once it has finished or while it is paused already."""
     caller = await caller_of(request)
-    raw = await request.body()
+    body = _body(PauseRequest, await request.body() or b"{}")
+    return generic(await service_of(request).pause(id, caller, body))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _body(model: type[M], raw: bytes) -> M:
+    """A route's body beside its path's id (the fast JSON path takes the body alone).
+
+    Raises: InvalidParameters, naming the field."""
     try:
-        body = PauseRequest.model_validate_json(raw or b"{}")
+        return model.model_validate_json(raw)
     except ValidationError as error:
         raise InvalidParameters(problems_of(error)) from error
-    return generic(await service_of(request).pause(id, caller, body))
+
+
+@router.post("/tasks/{id:anyuuid}/skip", operation_id="TasksIdSkip", tags=["tasks"])
+async def skip(id: TaskId, request: Request) -> GenericTask:
+    """onair: skip one occurrence of a series, `{"at": instant}` (as its rule gives it; naive:
+    UTC); the rest of the series is unchanged. 400 naming `at` when it is not one."""
+    caller = await caller_of(request)
+    body = _body(OccurrenceChange, await request.body())
+    if body.to is not None:
+        raise InvalidParameters([Problem("a skip has no `to`: use /move", "to")])
+    at, _ = body.instants("UTC")
+    return generic(await service_of(request).change(id, caller, at, None))
+
+
+@router.post("/tasks/{id:anyuuid}/move", operation_id="TasksIdMove", tags=["tasks"])
+async def move(id: TaskId, request: Request) -> GenericTask:
+    """onair: move one occurrence of a series, `{"at": instant, "to": instant}` (naive: UTC);
+    the rest of the series is unchanged."""
+    caller = await caller_of(request)
+    body = _body(OccurrenceChange, await request.body())
+    at, to = body.instants("UTC")
+    if to is None:
+        raise InvalidParameters([Problem("to is required to move an occurrence", "to")])
+    return generic(await service_of(request).change(id, caller, at, to))
 
 
 @router.post("/tasks/{id:anyuuid}/resume", operation_id="TasksIdResume", tags=["tasks"])

@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from onair.config import EngineSettings
-from onair.engine import intake, pausing, transitions
+from onair.engine import intake, occurrences, pausing, transitions
 from onair.engine.admission import ADMINS, SYSTEM, Admission, Caller, Role, span
 from onair.engine.conditions import parse_condition, problems_of
 from onair.engine.events import Event, Events
@@ -204,6 +204,7 @@ class Engine:
             "paused_at": None,
             "paused_by": None,
             "pause_note": None,
+            "changes": None,
         }
         edges = [
             {"task_id": task_id, "name": name, "dependency_id": dependency}
@@ -344,6 +345,42 @@ class Engine:
         async with self.store.begin() as conn:
             row = await pausing.resume(conn, self.rules, task_id, now)
             event = self._event("resumed", row, now)
+            due = row["due_at"]
+            await self.store.notify(
+                conn,
+                chain(
+                    [f"due {due.isoformat()}"] if due is not None else [],
+                    [f"event {event.payload()}"],
+                ),
+            )
+        if self.worker is not None and row["due_at"] is not None:
+            self.worker.due_changed(row["due_at"])
+        self.events.publish(event)
+        return Task.from_row(row)
+
+    async def skip(self, task_id: UUID, at: datetime) -> Task:
+        """Skip the occurrence of a series due at `at` (aware; as its rule gives it): it does
+        not run, and the rest of the series is unchanged (`onair.engine.calendar`).
+
+        Raises: TaskNotFound, TaskFinished, InvalidParameters (`occurrences.change`)."""
+        return await self._change(task_id, at, None)
+
+    async def move(self, task_id: UUID, at: datetime, to: datetime) -> Task:
+        """Move the occurrence of a series due at `at` to `to` (both aware), once.
+
+        Raises: TaskNotFound, TaskFinished, InvalidParameters (`occurrences.change`)."""
+        return await self._change(task_id, at, to)
+
+    async def _change(self, task_id: UUID, at: datetime, to: datetime | None) -> Task:
+        now = self.clock.now()
+        original = at.astimezone(UTC)
+        target = None if to is None else to.astimezone(UTC)
+        async with self.store.begin() as conn:
+            row = await occurrences.change(conn, self.rules, task_id, now, original, target)
+            what = f"skipped {original.isoformat()}"
+            if target is not None:
+                what = f"moved {original.isoformat()} to {target.isoformat()}"
+            event = replace(self._event("changed", row, now), note=what)
             due = row["due_at"]
             await self.store.notify(
                 conn,

@@ -96,6 +96,9 @@ class Task:
     attempt: int = 0
     """The attempt its next (or current) run is: above 1 while the task waits for a retry."""
 
+    changes: Any = None
+    """Its single-occurrence changes, as stored (`onair.engine.calendar.Changes.of`)."""
+
     @property
     def paused(self) -> bool:
         return self.paused_at is not None
@@ -139,6 +142,7 @@ class Task:
             paused_at=row.get("paused_at"),
             paused_by=row.get("paused_by"),
             pause_note=row.get("pause_note"),
+            changes=row.get("changes"),
             due_at=row["due_at"],
             attempt=row["attempt"],
         )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from onair.engine.calendar import Changed, changed
 from onair.engine.conditions import Condition, parse_condition
 from onair.engine.models import Task
 from onair.engine.triggers import Every, Occurrence, OneShot, WallClock, is_ambiguous
@@ -23,17 +25,22 @@ class PreviewItem:
 
 
 def preview(
-    condition: Condition, created: datetime, count: int = 10, after: datetime | None = None
+    condition: Condition,
+    created: datetime,
+    count: int = 10,
+    after: datetime | None = None,
+    changes: Any = None,
 ) -> list[PreviewItem]:
     """The first `count` runs of `condition` for a task created at `created` (aware UTC),
     fewer when the series ends or its `limit` is smaller; with `after`, only runs strictly
-    after it (what is still ahead of a series that began in the past)."""
-    trigger = condition.trigger(created)
+    after it (what is still ahead of a series that began in the past). `changes` are the
+    task's single-occurrence changes (`onair.engine.calendar`), as stored."""
+    trigger = changed(condition.trigger(created), changes)
     zone = condition.zone
     wanted = count if condition.limit is None else min(count, condition.limit)
     items: list[PreviewItem] = []
     while len(items) < wanted:
-        if isinstance(trigger, OneShot | Every | WallClock):
+        if isinstance(trigger, OneShot | Every | WallClock | Changed):
             found = trigger.occurrence_after(after)
         else:
             instant = trigger.next_after(after)
@@ -41,7 +48,10 @@ def preview(
         if found is None:
             break
         local = found.utc.astimezone(zone)
-        items.append(PreviewItem(found.utc, local, _note(found.wall, local, zone)))
+        note = _note(found.wall, local, zone)
+        if isinstance(trigger, Changed) and (original := trigger.moved_from(found.utc)):
+            note = f"moved from {original.astimezone(zone).isoformat()}"
+        items.append(PreviewItem(found.utc, local, note))
         after = found.utc
     return items
 
@@ -96,4 +106,4 @@ def remaining(task: Task, count: int) -> list[PreviewItem]:
         count = min(count, condition.limit - task.occurrences)
     if count <= 0:
         return []
-    return preview(condition, task.created_at, count, task.next_at - _TICK)
+    return preview(condition, task.created_at, count, task.next_at - _TICK, task.changes)

@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from onair.engine.admission import held
+from onair.engine.calendar import changed
 from onair.engine.conditions import Condition, parse_condition
 from onair.engine.events import Event
 from onair.engine.models import Outcome, Record, Status
@@ -104,7 +105,8 @@ class Rules:
         return parse_condition(row["condition"], row["condition_parameters"])
 
     def trigger(self, row: Record) -> Trigger:
-        return self.condition(row).trigger(row["created_at"])
+        """The task's trigger, with its single-occurrence changes (`onair.engine.calendar`)."""
+        return changed(self.condition(row).trigger(row["created_at"]), row.get("changes"))
 
     def final_status(self, row: Record, last: Outcome) -> Status:
         """The status a task ends with once nothing is left to run: a series has `completed`
@@ -193,7 +195,7 @@ async def _claim_one(
     condition = rules.condition(row)
     limit = condition.limit
     remaining = None if limit is None else max(limit - row["occurrences"], 1)
-    trigger = condition.trigger(row["created_at"])
+    trigger = changed(condition.trigger(row["created_at"]), row["changes"])
     decision = decide(trigger.next_after, remaining, row["due_at"], now, policy)
     occurrences = row["occurrences"] + decision.consumed
     if decision.missed:

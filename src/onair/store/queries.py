@@ -328,6 +328,7 @@ CLAIM_DUE = (
                 "attempt",
                 "resource",
                 "hold",
+                "changes",
             )
         )
     )  # fmt: skip

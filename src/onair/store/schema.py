@@ -169,6 +169,8 @@ tasks = Table(
     Column("paused_at", Instant),
     Column("paused_by", String(128)),
     Column("pause_note", Text),
+    # Single-occurrence changes (onair.engine.calendar): skipped and moved occurrences.
+    Column("changes", JSON),
     Index(None, "status", "created_at"),
     Index(None, "owner", "created_at"),
     Index(None, "resource", "held_from"),

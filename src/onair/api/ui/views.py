@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from onair.engine.admission import Caller, Role
+from onair.engine.calendar import Changes
 from onair.engine.models import Outcome, Run, Status, Task
 from onair.engine.preview import remaining
 from onair.engine.words import describe_spec
@@ -45,6 +46,7 @@ def _viewer(caller: Caller) -> dict[str, Any]:
         "cancel": "/api/v1/scheduler/tasks/{id}" if user else "/tasks/{id}",
         "pause": "/api/v1/scheduler/tasks/{id}/pause" if user else "/tasks/{id}/pause",
         "resume": "/api/v1/scheduler/tasks/{id}/resume" if user else "/tasks/{id}/resume",
+        "skip": "/api/v1/scheduler/tasks/{id}/skip" if user else "/tasks/{id}/skip",
     }
 
 
@@ -131,6 +133,7 @@ async def task_page(service: TaskService, caller: Caller, task_id: UUID) -> dict
             "runs": task.runs,
             "error": task.error,
             "cancellable": not task.status.finished,
+            "changes": _changes(task),
             "pause": None
             if task.paused_at is None
             else {"at": _instant(task.paused_at), "by": task.paused_by, "note": task.pause_note},
@@ -140,6 +143,15 @@ async def task_page(service: TaskService, caller: Caller, task_id: UUID) -> dict
         ],
         "runs": [_run(run) for run in runs],
         "run_count": total,
+    }
+
+
+def _changes(task: Task) -> dict[str, Any]:
+    """The occurrences skipped and moved, one by one, as instants."""
+    changes = Changes.of(task.changes)
+    return {
+        "skipped": [_instant(at) for at in sorted(changes.skipped)],
+        "moved": [{"at": _instant(a), "to": _instant(b)} for a, b in sorted(changes.moved.items())],
     }
 
 

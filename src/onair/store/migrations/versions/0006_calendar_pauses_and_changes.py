@@ -1,4 +1,4 @@
-"""pauses of tasks: since when, by whom and why
+"""pauses of tasks (since when, by whom and why) and single-occurrence changes
 
 Revision ID: 0006_calendar
 Revises: 0005
@@ -23,10 +23,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("paused_at", Instant(), nullable=True))
         batch_op.add_column(sa.Column("paused_by", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("pause_note", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("changes", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_column("changes")
         batch_op.drop_column("pause_note")
         batch_op.drop_column("paused_by")
         batch_op.drop_column("paused_at")
