@@ -18,6 +18,7 @@ from onair.api.models import NaiveUTC, Specification
 from onair.api.routing import TasksRoute
 from onair.engine.conditions import parse_condition
 from onair.engine.preview import PreviewItem, upcoming
+from onair.engine.words import describe
 from onair.tasks import TaskCreate, TaskType, seed_words
 from onair.timeutil import UTCInstant
 
@@ -42,6 +43,7 @@ class Instant(BaseModel):
 
 
 class Preview(BaseModel):
+    description: str = Field(description="The condition in words.")
     instants: list[Instant]
 
 
@@ -55,7 +57,7 @@ async def preview_condition(body: PreviewRequest, request: Request) -> Preview:
     condition = parse_condition(body.condition.type, dict(body.condition.parameters))
     engine = service_of(request).engine
     items = upcoming(condition, engine.clock.now(), body.count, engine.settings.min_interval)
-    return Preview(instants=[Instant.of(item) for item in items])
+    return Preview(description=describe(condition), instants=[Instant.of(item) for item in items])
 
 
 class SchedulePreview(TaskCreate):
@@ -78,6 +80,7 @@ class SeedInstant(BaseModel):
 
 
 class SeedPreview(BaseModel):
+    description: str = Field(description="The schedule in words.")
     instants: list[SeedInstant]
 
 
@@ -94,4 +97,6 @@ async def preview_schedule(
     engine = scheduler.engine
     with seed_words():
         items = upcoming(condition, engine.clock.now(), request.count, engine.settings.min_interval)
-    return SeedPreview(instants=[SeedInstant.of(item) for item in items])
+    return SeedPreview(
+        description=describe(condition), instants=[SeedInstant.of(item) for item in items]
+    )
