@@ -1,0 +1,117 @@
+"""Degenerate rules cannot stall a node: a real server keeps answering `/ping` and starts a
+task due meanwhile on time while such rules are posted to `/tasks` and `/tasks/preview`, each
+refused within a second; and a node restarts on a store holding rules it would now refuse."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import httpx
+from sqlalchemy import update
+
+from onair.store.database import Store
+from onair.store.schema import tasks
+from tests.conftest import Server
+from tests.integration.helpers import schedule, wait_status
+
+DEGENERATE = [
+    "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
+    "FREQ=MINUTELY;BYMONTH=4;BYMONTHDAY=31",
+    "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=31",
+    "FREQ=YEARLY;INTERVAL=0",
+    "FREQ=DAILY;INTERVAL=7;BYDAY=MO",
+]
+
+
+def rrule(rule: str, start: datetime | None = None) -> dict[str, object]:
+    start = start or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    return {"type": "rrule", "parameters": {"rule": rule, "start": start.isoformat()}}
+
+
+async def _pings(client: httpx.AsyncClient, stop: asyncio.Event) -> list[float]:
+    times = []
+    while not stop.is_set():
+        began = time.perf_counter()
+        assert (await client.get("/ping")).status_code == 204
+        times.append(time.perf_counter() - began)
+        await asyncio.sleep(0.02)
+    return times
+
+
+async def test_degenerate_rules_neither_stall_the_node_nor_delay_a_run(
+    start_server: Callable[..., Server], database_url: str
+) -> None:
+    server = start_server(database_url)
+    async with server.client() as client, server.client() as pinger:
+        due = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1.5)
+        on_time = await schedule(
+            client, condition={"type": "at", "parameters": {"datetime": due.isoformat()}}
+        )
+        stop = asyncio.Event()
+        pings = asyncio.create_task(_pings(pinger, stop))
+        answers = []
+        began = time.perf_counter()
+        while time.perf_counter() - began < 2.5:  # across the task's instant
+            for rule in DEGENERATE:
+                for path, body in (
+                    (
+                        "/tasks",
+                        {"operation": {"type": "test", "parameters": {}}, "dependencies": {}},
+                    ),
+                    ("/tasks/preview", {}),
+                ):
+                    sent = time.perf_counter()
+                    response = await client.post(path, json={**body, "condition": rrule(rule)})
+                    answers.append((time.perf_counter() - sent, response.status_code, rule))
+                    extra = response.json()["extra"]
+                    assert extra[0]["key"] == "condition.parameters.rule", response.text
+        stop.set()
+        times = await pings
+        assert {status for _, status, _ in answers} == {400}
+        assert max(elapsed for elapsed, _, _ in answers) < 1.0, max(answers)
+        assert max(times) < 0.5, f"/ping took {max(times):.3f} s"
+        assert len(times) >= 20
+        await wait_status(client, on_time, "completed")
+        (run,) = (await client.get(f"/tasks/{on_time}/runs")).json()["runs"]
+        assert 0 <= run["lateness"] < 0.2, run
+
+
+async def test_a_node_restarts_on_a_store_holding_rules_it_now_refuses(
+    start_server: Callable[..., Server], database_url: str
+) -> None:
+    """Rules written before the bound existed (here by SQL): the node comes up, and each such
+    task fails with the reason when it is next due instead of hanging the node."""
+    first = start_server(database_url)
+    async with first.client() as client:
+        refused = await schedule(client, condition=rrule("FREQ=SECONDLY;INTERVAL=2"))
+        unbounded = await schedule(client, condition=rrule("FREQ=SECONDLY;INTERVAL=2"))
+    first.kill()
+    start = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(days=1)
+    async with Store(database_url) as store, store.begin() as conn:
+        for task_id, rule in (
+            (refused, "FREQ=YEARLY;INTERVAL=0"),  # looped forever in dateutil
+            (unbounded, "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30"),  # walked to 9999: 5 s
+        ):
+            parameters = {"rule": rule, "start": start.isoformat()}
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.id == UUID(task_id))
+                .values(condition_parameters=parameters)
+            )
+
+    began = time.perf_counter()
+    second = start_server(database_url)
+    assert time.perf_counter() - began < 15
+    async with second.client() as client:
+        failed = await wait_status(client, refused, "failed", within=10)
+        assert failed["error"].startswith("Its rule can no longer be evaluated: ")
+        assert "INTERVAL takes no 0" in failed["error"]
+        failed = await wait_status(client, unbounded, "failed", within=10)
+        assert "within the search bound (50 years, 10000 candidates)" in failed["error"]
+        assert (await client.get("/ping")).status_code == 204
+        later = await schedule(client)
+        await wait_status(client, later, "completed")
