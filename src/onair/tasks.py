@@ -35,7 +35,7 @@ from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
 from onair.config import RetriesSettings
 from onair.engine.admission import SYSTEM, Caller
-from onair.engine.conditions import Condition, parse_condition, validate
+from onair.engine.conditions import MAX_COUNT, Condition, parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Run, Spec, Status, Task
 from onair.engine.policies import Retry
@@ -106,7 +106,7 @@ class TaskCreate(BaseModel):
         None, max_length=256, validate_default=True, description="Required with `cron`."
     )
     recurrence_count: int | None = Field(
-        None, ge=1, validate_default=True, description="Runs in all; none: no end."
+        None, ge=1, le=MAX_COUNT, validate_default=True, description="Runs in all; none: no end."
     )
     parameters: dict[str, Any] = Field(default_factory=dict)
     allow_overlap: bool = Field(

@@ -17,6 +17,7 @@ from onair.store.database import Store
 from onair.store.schema import tasks
 from tests.conftest import Server
 from tests.integration.helpers import schedule, wait_status
+from tests.integration.test_user_api import Role, cookie, someone
 
 DEGENERATE = [
     "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
@@ -115,3 +116,56 @@ async def test_a_node_restarts_on_a_store_holding_rules_it_now_refuses(
         assert (await client.get("/ping")).status_code == 204
         later = await schedule(client)
         await wait_status(client, later, "completed")
+
+
+SYSTEM_TASK = {"name": "recharge", "task_type": "credit_recharge", "parameters": {}}
+# Fields the calendar or the store cannot hold, on the user API (422 naming the seed's field).
+SEED_REFUSALS = [
+    ({"scheduled_at": "0001-01-01T00:00:00", "timezone": "Asia/Tokyo"}, "scheduled_at"),
+    ({"scheduled_at": "9999-12-31T23:59:59", "timezone": "America/Los_Angeles"}, "scheduled_at"),
+    ({"scheduled_at": "9999-12-31T23:00:00-05:00"}, "scheduled_at"),
+    (
+        {"scheduled_at": "2030-01-01T00:00:00", "recurrence_type": "daily",
+         "recurrence_count": 2**63},
+        "recurrence_count",
+    ),
+    (
+        {"scheduled_at": "2030-01-01T00:00:00", "recurrence_type": "cron",
+         "cron_expression": "0 0 30 2 *"},
+        "cron_expression",
+    ),
+]  # fmt: skip
+# The same on the Tasks API (400 in the reference's shape, keyed by the condition's field).
+REFERENCE_REFUSALS = [
+    ({"type": "at", "parameters": {"datetime": "0001-01-01T00:00:00", "timezone": "Asia/Tokyo"}},
+     "datetime"),
+    ({"type": "at", "parameters": {"datetime": "9999-12-31T23:00:00-05:00"}}, "datetime"),
+    ({"type": "interval", "parameters": {"every": 60, "count": 2**63}}, "count"),
+    ({"type": "interval", "parameters": {"every": "PT0.001S"}}, "every"),
+    ({"type": "interval", "parameters": {"every": 1e20}}, "every"),
+    ({"type": "recurring", "parameters": {"start": "2030-01-01T00:00", "frequency": "yearly",
+                                          "interval": 10**30}}, "interval"),
+    ({"type": "cron", "parameters": {"expression": "0 0 31 4,6,9,11 *"}}, "expression"),
+    (rrule("FREQ=MONTHLY;BYMONTHDAY=32"), "rule"),
+    (rrule("FREQ=YEARLY;BYSETPOS=1"), "rule"),
+    (rrule("FREQ=DAILY;COUNT=99999999999999999999"), "rule"),
+]  # fmt: skip
+
+
+async def test_condition_fields_out_of_range_are_4xx_on_both_surfaces(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = {"Content-Type": "application/json", **cookie(someone(), Role.ADMIN)}
+    for fields, key in SEED_REFUSALS:
+        for path in ("/api/v1/scheduler/admin/system-tasks", "/api/v1/scheduler/preview"):
+            response = await client.post(path, headers=admin, json={**SYSTEM_TASK, **fields})
+            assert response.status_code == 422, (path, fields, response.text)
+            locations = [error["loc"] for error in response.json()["detail"]]
+            assert ["body", key] in locations, (path, fields, response.text)
+    for condition, field in REFERENCE_REFUSALS:
+        for path in ("/tasks", "/tasks/preview"):
+            body = {"operation": {"type": "test", "parameters": {}}, "dependencies": {}}
+            response = await client.post(path, json={**body, "condition": condition})
+            assert response.status_code == 400, (path, condition, response.text)
+            keys = [problem["key"] for problem in response.json()["extra"]]
+            assert f"condition.parameters.{field}" in keys, (path, condition, response.text)
