@@ -270,6 +270,19 @@ class CreditsSettings(BaseModel):
     )
 
 
+class RetriesSettings(BaseModel):
+    """The bounds of the retry policy users may ask for on their own tasks (`policy.retry` on
+    the user API). Admins' and the Tasks API's tasks are bounded by the engine only."""
+
+    max_attempts: int = Field(
+        5, ge=1, le=100, description="Most attempts in all a user's task may ask for (1: none)."
+    )
+    min_backoff: timedelta = Field(
+        timedelta(seconds=10),
+        description="Shortest delay before a user's task is tried again.",
+    )
+
+
 class EventsSettings(BaseModel):
     history: timedelta = Field(
         timedelta(minutes=10),
@@ -463,6 +476,7 @@ class Settings(BaseSettings):
     synchronizer: SynchronizerSettings = Field(default_factory=SynchronizerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     credits: CreditsSettings = Field(default_factory=CreditsSettings)
+    retries: RetriesSettings = Field(default_factory=RetriesSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")

@@ -112,6 +112,11 @@ def create_user_api(*routers: APIRouter) -> FastAPI:
     api = FastAPI(
         title="onair user API",
         summary="Users' and admins' scheduled tasks, accounts and credits (seed 004).",
+        description=(
+            "This page documents the **user API** (`/api/v1/...`). The **Tasks API** "
+            "(`/tasks`, `/ping`) and the monitoring routes have their own: [/docs](/docs) "
+            "([OpenAPI](/openapi.json), [ReDoc](/redoc))."
+        ),
         version="0.1.0",
         redirect_slashes=False,
         telemetry=NO_TELEMETRY,
