@@ -22,7 +22,7 @@ instants as aware UTC and keep the zone.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -393,9 +393,10 @@ class TaskService:
         on, finished before `finished_before` if given."""
         return await self.engine.clean(finished_before, **_scope(caller))
 
-    async def index(self, caller: Caller) -> dict[Status, list[UUID]]:
-        """The ids of the caller's tasks (an admin's: every task), by status."""
-        return await self.engine.index(**_scope(caller))
+    def index_pages(self, caller: Caller) -> AsyncGenerator[tuple[Status, list[UUID]]]:
+        """The ids of the caller's tasks (an admin's: every task), by status, a page at a
+        time (`Engine.index_pages`)."""
+        return self.engine.index_pages(**_scope(caller))
 
     async def page(
         self,
