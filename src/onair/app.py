@@ -74,7 +74,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
         store=store,
         registry=registry,
         engine=engine,
-        tasks=SchedulerService(engine),
+        tasks=SchedulerService(engine, settings.retries),
         accounts=accounts,
         authenticator=Authenticator(settings.auth),
         library=library,
@@ -193,7 +193,7 @@ class Scheduler(SchedulerService):
             store = settings.store.model_copy(update={"url": database_url})
             settings = settings.model_copy(update={"store": store})
         self.node = build(settings, clock)
-        super().__init__(self.node.engine)
+        super().__init__(self.node.engine, settings.retries)
         self.accounts: Accounts = self.node.accounts
         self.library: Library = self.node.library
         self._stack: contextlib.AsyncExitStack | None = None
