@@ -1,37 +1,57 @@
 # onair: `make run` serves a node on SQLite under ./data (port 33000); `make test` runs the tests.
+# Each target installs only what it needs: `make run` the serving dependencies, `make test` and
+# `make lint` the development tools as well, `make bench` the benchmarks' peers on top.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+SERVE := $(VENV)/.installed-serve-$(SUM)
+DEV := $(VENV)/.installed-dev-$(SUM)
+BENCH := $(VENV)/.installed-bench-$(SUM)
+WITH_BENCH := .[dev,bench]# a variable: a comma in $(call ...) would split the argument
 
 .PHONY: run test lint bench readme install clean
 
-install: $(STAMP)
+install: $(DEV) $(BENCH)
 
-$(STAMP): pyproject.toml
+# $(1): the stamp, $(2): what pip installs. A stamp is dropped when pyproject.toml changes.
+define venv
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "onair needs Python 3.11 or newer"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '$(2)'
+	find $(VENV) -maxdepth 1 -name '.installed-*' ! -name '*-$(SUM)' -delete
+	touch $(1)
+endef
 
-run: $(STAMP)
+$(SERVE): pyproject.toml
+	$(call venv,$(SERVE),.)
+
+$(DEV): pyproject.toml
+	$(call venv,$(DEV),.[dev])
+	touch $(SERVE)
+
+$(BENCH): pyproject.toml
+	$(call venv,$(BENCH),$(WITH_BENCH))
+	touch $(SERVE) $(DEV)
+
+run: $(SERVE)
+	@echo "onair is $(BIN)/onair: \`source $(BIN)/activate\` puts it on your PATH"
 	$(BIN)/onair serve
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/pytest -n 2 --dist loadfile
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(BENCH)
 	$(BIN)/python -m benchmarks
 
-readme: $(STAMP)
+readme: $(SERVE)
 	$(BIN)/onair settings --readme README.md
 
 clean:

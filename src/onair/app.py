@@ -5,6 +5,7 @@ Nothing is built at import time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -73,7 +74,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
         store=store,
         registry=registry,
         engine=engine,
-        tasks=SchedulerService(engine),
+        tasks=SchedulerService(engine, settings.retries),
         accounts=accounts,
         authenticator=Authenticator(settings.auth),
         library=library,
@@ -93,6 +94,10 @@ async def running(node: Node) -> AsyncIterator[Node]:
             await stack.enter_async_context(client)
         await stack.enter_async_context(node.store)
         await node.store.migrate()
+        for partial in await asyncio.to_thread(node.library.remove_partial_uploads):
+            logging.getLogger("onair.audio").warning(
+                "removed %s, a partial upload left by a node that stopped", partial
+            )
         await stack.enter_async_context(node.engine)
         # Entered after the engine, so it stops first: runs still playing at shutdown end as
         # failed ("the player has shut down") with their ffmpeg reaped, before the engine stops.
@@ -188,7 +193,7 @@ class Scheduler(SchedulerService):
             store = settings.store.model_copy(update={"url": database_url})
             settings = settings.model_copy(update={"store": store})
         self.node = build(settings, clock)
-        super().__init__(self.node.engine)
+        super().__init__(self.node.engine, settings.retries)
         self.accounts: Accounts = self.node.accounts
         self.library: Library = self.node.library
         self._stack: contextlib.AsyncExitStack | None = None

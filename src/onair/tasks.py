@@ -33,11 +33,14 @@ from pydantic_core import PydanticCustomError
 
 from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
+from onair.config import RetriesSettings
 from onair.engine.admission import SYSTEM, Caller
 from onair.engine.conditions import Condition, parse_condition, validate
 from onair.engine.core import Engine
-from onair.engine.models import NewTask, Run, Spec, Status, Task
+from onair.engine.models import NewTask, Outcome, Run, Spec, Status, Task
+from onair.engine.policies import Retry
 from onair.engine.triggers import resolve
+from onair.engine.words import describe_spec
 from onair.errors import InvalidParameters, Problem, TaskFinished, TaskNotFound
 from onair.operations.credit_recharge import CreditRechargeParameters
 from onair.timeutil import UTCInstant
@@ -72,6 +75,21 @@ PARAMETERS: Mapping[TaskType, type[BaseModel]] = {
 field is named even on a node that cannot run the type."""
 
 
+class TaskPolicy(BaseModel):
+    """What a task asks of the engine beyond its schedule: how its failed runs are retried.
+    A user's task is bounded by the node's `retries` settings (`max_attempts`, `min_backoff`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retry: Retry = Field(
+        default_factory=Retry,
+        description=(
+            "Attempts in all (1: no retry) and the delay before the 2nd one, growing by "
+            "`factor` per attempt up to `cap` (ISO 8601 durations or seconds)."
+        ),
+    )
+
+
 class TaskCreate(BaseModel):
     """A task as the seed writes it."""
 
@@ -97,6 +115,9 @@ class TaskCreate(BaseModel):
             "Schedule a play task even if its run overlaps another task's on its output "
             "(the engine's `policy.resource: shared`)."
         ),
+    )
+    policy: TaskPolicy | None = Field(
+        None, description="Retries of failed runs (none: a failed run is not tried again)."
     )
 
     @field_validator("cron_expression")
@@ -124,9 +145,31 @@ class TaskCreate(BaseModel):
         with seed_words():
             return parse_condition(spec.type, dict(spec.parameters))
 
-    def policy(self) -> dict[str, Any] | None:
+    def overrides(self) -> dict[str, Any] | None:
         """The engine policy overrides this request asks for (None: the operation's own)."""
-        return {"resource": "shared"} if self.allow_overlap else None
+        overrides: dict[str, Any] = {}
+        if self.policy is not None:
+            overrides["retry"] = self.policy.retry.model_dump(mode="json")
+        if self.allow_overlap:
+            overrides["resource"] = "shared"
+        return overrides or None
+
+    def check_retries(self, limits: RetriesSettings) -> None:
+        """Refuse a retry policy beyond what the node allows users.
+
+        Raises: InvalidParameters, keyed `policy.retry.attempts` or `policy.retry.backoff`."""
+        if self.policy is None:
+            return
+        retry, problems = self.policy.retry, []
+        if retry.attempts > limits.max_attempts:
+            message = f"at most {limits.max_attempts} attempts are allowed on this server"
+            problems.append(Problem(message, "policy.retry.attempts"))
+        if retry.attempts > 1 and retry.backoff < limits.min_backoff:
+            shortest = timeutil.human_duration(limits.min_backoff)
+            message = f"the backoff must be at least {shortest} on this server"
+            problems.append(Problem(message, "policy.retry.backoff"))
+        if problems:
+            raise InvalidParameters(problems)
 
     def condition(self) -> Spec:
         """The engine condition this schedule means."""
@@ -171,11 +214,26 @@ class ScheduledTask(BaseModel):
     recurrence_type: str
     cron_expression: str | None
     recurrence_count: int | None
+    description: str = Field(description="The schedule in words, e.g. 'every day at 09:00, UTC'.")
     parameters: dict[str, Any]
     user_id: str | None
     executions_count: int = Field(description="Runs started so far.")
     last_executed_at: UTCInstant | None = Field(description="When the latest run started.")
-    next_execution_at: UTCInstant | None = Field(description="The next occurrence, if any.")
+    next_execution_at: UTCInstant | None = Field(
+        description=(
+            "When a run is next due: the next attempt's instant while the task waits for a "
+            "retry, otherwise its next occurrence (None once it has finished)."
+        )
+    )
+    next_attempt_at: UTCInstant | None = Field(
+        None, description="When the failed run is tried again, while the task waits for that."
+    )
+    attempt: int = Field(
+        1, description="The attempt its next (or current) run is: above 1 while retrying."
+    )
+    policy: dict[str, Any] | None = Field(
+        None, description="The engine policy the task asked for (retries), if any."
+    )
     error_message: str | None
     created_at: UTCInstant
     updated_at: UTCInstant
@@ -200,14 +258,48 @@ class ScheduledTask(BaseModel):
             recurrence_type=recurrence,
             cron_expression=parameters.get("expression") if kind == "cron" else None,
             recurrence_count=count if isinstance(count, int) else None,
+            description=describe_spec(kind, parameters),
             parameters=dict(task.operation.parameters),
             user_id=task.owner,
             executions_count=task.runs,
             last_executed_at=task.started_at,
-            next_execution_at=None if task.status.finished else task.next_at,
+            next_execution_at=task.next_due,
+            next_attempt_at=task.retry_at,
+            attempt=max(task.attempt, 1),
+            policy=None if task.policy is None else dict(task.policy),
             error_message=task.error,
             created_at=task.created_at,
             updated_at=task.updated_at,
+        )
+
+
+class RunRecord(BaseModel):
+    """One run of a task, in the seed's words: due, start, lateness, outcome, result or
+    error. A run of a retried task is one attempt; a missed occurrence is a run that never
+    started (`started_at` None, with why in `error_message`)."""
+
+    id: UUID
+    attempt: int = Field(description="1 for an occurrence's first try, 2 for its retry...")
+    due_at: UTCInstant
+    started_at: UTCInstant | None = Field(description="When the operation really started.")
+    finished_at: UTCInstant | None
+    lateness: float | None = Field(description="Seconds from `due_at` to `started_at`.")
+    outcome: Outcome | None = Field(description="None while it runs.")
+    result: Any
+    error_message: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunRecord:
+        return cls(
+            id=run.id,
+            attempt=run.attempt,
+            due_at=run.due_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            lateness=run.lateness,
+            outcome=run.outcome,
+            result=run.result,
+            error_message=run.error,
         )
 
 
@@ -338,7 +430,12 @@ def _scope(caller: Caller) -> dict[str, Any]:
 class SchedulerService(TaskService):
     """The seed's calls (seed 004), over the task service. The HTTP surface's calls take the
     caller; the Python calls are trusted (an in-process caller may schedule any registered
-    type for anyone) and answer None or False where the HTTP ones raise."""
+    type for anyone) and answer None or False where the HTTP ones raise. `retries` bounds the
+    retry policy a user (not an admin) may ask for."""
+
+    def __init__(self, engine: Engine, retries: RetriesSettings | None = None) -> None:
+        super().__init__(engine)
+        self.retries = retries or RetriesSettings()
 
     # The user API's calls (they raise) ------------------------------------------------------
 
@@ -353,9 +450,13 @@ class SchedulerService(TaskService):
                 is not the owner's (keyed `parameters.sound_id` / `parameters.playlist_id`).
             ResourceTaken: a play task's run would overlap another's on its output (409),
                 unless `allow_overlap`.
+            InvalidParameters: a user's retry policy beyond the node's `retries` bounds
+                (keyed `policy.retry.attempts` / `policy.retry.backoff`).
         """
         task_type = request.task_type
         validate(PARAMETERS[task_type], request.parameters, "parameters")
+        if not caller.admin:
+            request.check_retries(self.retries)
         if task_type.value not in self.engine.registry:
             message = f"task type {task_type.value} is not available on this server"
             raise InvalidParameters([Problem(message, "task_type")])
@@ -364,7 +465,7 @@ class SchedulerService(TaskService):
             condition=request.condition(),
             owner=caller.owner,
             name=request.name,
-            policy=request.policy(),
+            policy=request.overrides(),
         )
         with seed_words():
             task = await self.add(new, caller)
@@ -373,6 +474,13 @@ class SchedulerService(TaskService):
     async def find(self, task_id: UUID, caller: Caller) -> ScheduledTask:
         """Raises: TaskNotFound (also for a task `caller` may not see)."""
         return ScheduledTask.of(await self.get(task_id, caller))
+
+    async def history(
+        self, task_id: UUID, caller: Caller, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[RunRecord], int]:
+        """`runs`, answered in the seed's shape. Raises: TaskNotFound."""
+        runs, total = await self.runs(task_id, caller, limit=limit, offset=offset)
+        return [RunRecord.of(r) for r in runs], total
 
     async def withdraw(self, task_id: UUID, caller: Caller) -> ScheduledTask:
         """`cancel`, answered in the seed's shape. Raises: TaskNotFound, TaskFinished."""
@@ -415,6 +523,7 @@ class SchedulerService(TaskService):
         recurrence_count: int | None = None,
         cron_expression: str | None = None,
         allow_overlap: bool = False,
+        policy: Mapping[str, Any] | None = None,
     ) -> ScheduledTask:
         """Add a task for `user_id` (None: a system task). The Python API is trusted: any
         registered type may be scheduled for anyone.
@@ -434,6 +543,7 @@ class SchedulerService(TaskService):
                 "recurrence_count": recurrence_count,
                 "cron_expression": cron_expression,
                 "allow_overlap": allow_overlap,
+                "policy": None if policy is None else dict(policy),
             },
             "",
         )
@@ -446,6 +556,16 @@ class SchedulerService(TaskService):
             return await self.find(UUID(str(task_id)), SYSTEM)
         except TaskNotFound:
             return None
+
+    async def get_task_runs(
+        self, task_id: UUID | str, limit: int = 50, offset: int = 0
+    ) -> list[RunRecord]:
+        """The task's runs, newest first (empty when there is no such task)."""
+        try:
+            runs, _ = await self.history(UUID(str(task_id)), SYSTEM, limit=limit, offset=offset)
+        except TaskNotFound:
+            return []
+        return runs
 
     async def cancel_task(self, task_id: UUID | str) -> bool:
         """Cancel a pending or running task. False when there is no such task or it has

@@ -33,6 +33,36 @@ def as_utc(value: datetime, zone: ZoneInfo | None = None) -> datetime:
     return value.astimezone(UTC)
 
 
+_UNITS = (
+    ("year", 365 * 86400),
+    ("day", 86400),
+    ("hour", 3600),
+    ("minute", 60),
+    ("second", 1),
+)
+
+
+def human_duration(delta: timedelta) -> str:
+    """A duration as people say it: `50 ms`, `1.5 seconds`, `3 minutes`, `2 hours 5 minutes`,
+    `17 years 282 days` (the two largest units, a year being 365 days); sign dropped."""
+    seconds = abs(delta.total_seconds())
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    if seconds < 60:
+        text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+        return f"{text} second{'' if text == '1' else 's'}"
+    words: list[str] = []
+    rest = int(seconds)
+    for name, size in _UNITS:
+        count, rest = divmod(rest, size)
+        if count or words:
+            if count:
+                words.append(f"{count} {name}{'' if count == 1 else 's'}")
+            if len(words) == 2 or (words and not count):
+                break
+    return " ".join(words)
+
+
 def naive_utc(value: datetime) -> datetime:
     """The reference's wire format: naive, in UTC."""
     return value.astimezone(UTC).replace(tzinfo=None)

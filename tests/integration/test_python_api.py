@@ -226,6 +226,32 @@ async def test_unknown_ids(scheduler: Scheduler) -> None:
     missing = "85478e12-fd0d-4de3-a26b-cd1ec7f94f2b"
     assert await scheduler.get_task(missing) is None
     assert await scheduler.cancel_task(missing) is False
+    assert await scheduler.get_task_runs(missing) == []
+
+
+async def test_a_tasks_runs_and_its_retry_policy(scheduler: Scheduler) -> None:
+    user = await scheduler.accounts.ensure(Principal("carol", Role.USER))
+    task = await scheduler.create_task(
+        name="Top up Carol",
+        task_type=TaskType.CREDIT_RECHARGE,
+        scheduled_at=datetime.now(UTC),
+        parameters={"user_id": user.id},
+        user_id=user.id,
+        policy={"retry": {"attempts": 3, "backoff": "PT1S"}},  # trusted: below the user bound
+    )
+    assert task.policy == {
+        "retry": {"attempts": 3, "backoff": "PT1S", "factor": 2.0, "cap": "PT10M"}
+    }
+    async with asyncio.timeout(15):
+        while not (runs := await scheduler.get_task_runs(task.id)) or runs[0].outcome is None:
+            await asyncio.sleep(0.05)
+    (run,) = runs
+    assert run.outcome == "completed"
+    assert run.attempt == 1
+    assert run.started_at is not None
+    assert run.lateness is not None
+    assert run.started_at - run.due_at == timedelta(seconds=run.lateness)
+    assert run.result is not None
 
 
 async def test_settings_and_url(tmp_path: Path) -> None:

@@ -403,6 +403,17 @@ async def test_openapi_and_docs(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
 
 
+async def test_each_documentation_page_links_the_other_surface(client: httpx.AsyncClient) -> None:
+    """A newcomer who opens `/docs` finds the user API's documents from there, and back."""
+    tasks_api = (await client.get("/openapi.json")).json()["info"]["description"]
+    assert "(/api/v1/docs)" in tasks_api
+    assert "(/api/v1/openapi.json)" in tasks_api
+    user_api = (await client.get("/api/v1/openapi.json")).json()["info"]["description"]
+    assert "(/docs)" in user_api
+    assert "(/openapi.json)" in user_api
+    assert (await client.get("/api/v1/docs")).status_code == 200
+
+
 async def test_now_condition_in_seed_curl_shape(client: httpx.AsyncClient) -> None:
     response = await client.post("/tasks", json={**body(), "condition": NOW})
     assert response.status_code == 201

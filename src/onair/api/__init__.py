@@ -21,6 +21,16 @@ from onair.node import Node
 UPLOADS = "/api/v1/sounds"
 """The one route whose body is not JSON (multipart), with its own size limit."""
 
+DOCUMENTS = (
+    "This page documents the **Tasks API** (`/tasks`, `/ping`: the broadcast scheduler's "
+    "contract) and the node's monitoring. The **user API** (users' and admins' scheduled tasks, "
+    "sounds, playlists, credits: `/api/v1/...`) has its own: "
+    "[/api/v1/docs](/api/v1/docs) ([OpenAPI](/api/v1/openapi.json), "
+    "[ReDoc](/api/v1/redoc))."
+)
+"""Where each surface's documents are, shown atop both documentation pages: a newcomer who
+opens `/docs` finds the other surface from there."""
+
 
 def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[Any]]) -> FastAPI:
     """The application serving `node`; `start(node)` runs the node for the application's
@@ -37,6 +47,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
     app = FastAPI(
         title="onair",
         summary="The scheduler for radio stations and audio platforms.",
+        description=DOCUMENTS,
         version="0.1.0",
         lifespan=lifespan,
         redirect_slashes=False,
@@ -62,6 +73,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         BodyLimit,
         limit=settings.server.max_body_size,
         larger={UPLOADS: settings.audio.max_upload_size},
+        timeout=settings.server.body_timeout.total_seconds(),
     )
     app.add_middleware(StripTrailingSlash)
     names = own_names(settings.server.host, settings.server.allowed_hosts)

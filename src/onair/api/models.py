@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from onair.engine.models import Run, Status, Task
+from onair.engine.words import describe_spec
 from onair.timeutil import naive_utc
 
 NaiveUTC = Annotated[
@@ -69,7 +70,19 @@ class TaskIndex(BaseModel):
 class GenericTask(BaseModel):
     task: TaskModel
     status: Status
-    next: NaiveUTC | None = Field(None, description="onair: the next due instant.")
+    description: str = Field(
+        "", description="onair: the condition in words, e.g. 'every weekday at 09:00, UTC'."
+    )
+    next: NaiveUTC | None = Field(
+        None,
+        description=(
+            "onair: when a run is next due: the next attempt's instant while the task waits "
+            "for a retry, otherwise its next occurrence."
+        ),
+    )
+    retry: NaiveUTC | None = Field(
+        None, description="onair: when the failed run is tried again, while it waits for that."
+    )
     runs: int = Field(0, description="onair: runs started so far.")
     last: NaiveUTC | None = Field(None, description="onair: when the latest run started.")
     outcome: str | None = Field(None, description="onair: how the latest run ended.")
@@ -153,7 +166,9 @@ def generic(task: Task, latest: Run | None = None) -> GenericTask:
     return GenericTask(
         task=TaskModel.of(task),
         status=task.status,
-        next=task.next_at if not task.status.finished else None,
+        description=describe_spec(task.condition.type, task.condition.parameters),
+        next=task.next_due,
+        retry=task.retry_at,
         runs=task.runs,
         last=task.started_at,
         outcome=task.last_outcome,

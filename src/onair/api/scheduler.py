@@ -10,17 +10,21 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from onair.api.deps import AdminUser, CurrentUser, ServiceDep, as_caller
-from onair.tasks import ScheduledTask, TaskCreate, TaskStatus
+from onair.api.deps import AdminUser, CurrentUser, Limit, Offset, ServiceDep, as_caller
+from onair.tasks import RunRecord, ScheduledTask, TaskCreate, TaskStatus
 
 router = APIRouter(prefix="/scheduler", tags=["scheduler"])
-
-Limit = Annotated[int, Query(ge=1, le=500, description="Tasks per page.")]
-Offset = Annotated[int, Query(ge=0, description="Tasks to skip.")]
 
 
 class TaskPage(BaseModel):
     tasks: list[ScheduledTask]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunPage(BaseModel):
+    runs: list[RunRecord]
     total: int
     limit: int
     offset: int
@@ -52,6 +56,20 @@ async def list_tasks(
 @router.get("/tasks/{task_id}")
 async def get_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> ScheduledTask:
     return await scheduler.find(task_id, as_caller(user))
+
+
+@router.get("/tasks/{task_id}/runs")
+async def task_runs(
+    task_id: UUID,
+    user: CurrentUser,
+    scheduler: ServiceDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> RunPage:
+    """The task's runs, newest first: when each was due and started, how late, how it ended,
+    its result or error, and which attempt it was."""
+    runs, total = await scheduler.history(task_id, as_caller(user), limit=limit, offset=offset)
+    return RunPage(runs=runs, total=total, limit=limit, offset=offset)
 
 
 @router.delete("/tasks/{task_id}")

@@ -85,6 +85,26 @@ class Task:
     last_outcome: Outcome | None
     result: Any
     error: str | None
+    due_at: datetime | None = None
+    """When the engine next acts on the task: its next occurrence, or the instant of its next
+    attempt while it waits for a retry (None: finished, or waiting for dependencies)."""
+    attempt: int = 0
+    """The attempt its next (or current) run is: above 1 while the task waits for a retry."""
+
+    @property
+    def retry_at(self) -> datetime | None:
+        """When a failed run is tried again, while the task waits for that (else None)."""
+        if self.status is Status.PENDING and self.attempt > 1:
+            return self.due_at
+        return None
+
+    @property
+    def next_due(self) -> datetime | None:
+        """The next instant a run of the task is due: its retry's, while it waits for one,
+        otherwise its next occurrence (None once it has finished)."""
+        if self.status.finished:
+            return None
+        return self.retry_at or self.next_at
 
     @classmethod
     def from_row(cls, row: Record) -> Task:
@@ -107,6 +127,8 @@ class Task:
             last_outcome=Outcome(row["last_outcome"]) if row["last_outcome"] else None,
             result=row["result"],
             error=row["error"],
+            due_at=row["due_at"],
+            attempt=row["attempt"],
         )
 
 
