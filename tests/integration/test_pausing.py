@@ -12,6 +12,7 @@ from uuid import UUID
 
 import pytest
 
+from onair.config import EngineSettings
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Spec, Status
 from onair.engine.registry import Registry
@@ -139,14 +140,14 @@ async def test_a_paused_dependent_waits_for_its_resume(engine: Engine) -> None:
     await until_runs(engine, second.id, 1)
 
 
-async def test_a_pause_survives_a_restart(store: Store) -> None:
+async def test_a_pause_survives_a_restart(store: Store, engine_settings: EngineSettings) -> None:
     registry = Registry([Test()])
     start = datetime.now(UTC) + timedelta(seconds=0.2)
-    async with Engine(store, registry) as engine:
+    async with Engine(store, registry, settings=engine_settings) as engine:
         task_id = await series(engine, start)
         await engine.pause(task_id, "ola", "holiday")
     await asyncio.sleep(0.4)
-    async with Engine(store, registry) as engine:
+    async with Engine(store, registry, settings=engine_settings) as engine:
         await asyncio.sleep(0.4)
         task = await engine.get(task_id)
         assert (task.paused_by, task.pause_note) == ("ola", "holiday")
@@ -156,11 +157,16 @@ async def test_a_pause_survives_a_restart(store: Store) -> None:
         await engine.cancel(task_id)
 
 
-async def test_neither_of_two_postgresql_nodes_runs_a_paused_task(postgresql_url: str) -> None:
+async def test_neither_of_two_postgresql_nodes_runs_a_paused_task(
+    postgresql_url: str, engine_settings: EngineSettings
+) -> None:
     registry = Registry([Test()])
     async with Store(postgresql_url) as one, Store(postgresql_url) as two:
         await one.migrate()
-        async with Engine(one, registry) as a, Engine(two, registry) as b:
+        async with (
+            Engine(one, registry, settings=engine_settings) as a,
+            Engine(two, registry, settings=engine_settings) as b,
+        ):
             start = datetime.now(UTC) + timedelta(seconds=0.3)
             ids = [await series(a if i % 2 else b, start) for i in range(6)]
             for i, task_id in enumerate(ids):

@@ -11,7 +11,7 @@ from onair.engine.admission import held
 from onair.engine.calendar import MAX_CHANGES, Changed, Changes, is_occurrence
 from onair.engine.models import Record, Status
 from onair.engine.transitions import ACTIVE, Rules, due
-from onair.engine.triggers import OneShot
+from onair.engine.triggers import OneShot, Unbounded
 from onair.errors import InvalidParameters, Problem, TaskFinished, TaskNotFound
 from onair.store import queries
 from onair.store.database import Connection
@@ -42,6 +42,21 @@ async def change(
     if found["status"] not in ACTIVE:
         raise TaskFinished(task_id, found["status"], "changed")
     row = dict(found)
+    try:
+        return await _change(conn, rules, row, now, original, to)
+    except Unbounded as error:  # a rule whose occurrences lie beyond the search bound
+        raise InvalidParameters([Problem(str(error), "at")]) from error
+
+
+async def _change(
+    conn: Connection,
+    rules: Rules,
+    row: dict[str, Any],
+    now: datetime,
+    original: datetime,
+    to: datetime | None,
+) -> Record:
+    task_id = row["id"]
     base = rules.condition(row).trigger(row["created_at"])
     changes = Changes.of(row["changes"])
     next_at = row["next_at"]

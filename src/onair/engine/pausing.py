@@ -29,8 +29,15 @@ from uuid import UUID
 from onair.engine.admission import held
 from onair.engine.models import Record, Status
 from onair.engine.transitions import ACTIVE, Rules
-from onair.engine.triggers import OneShot
-from onair.errors import NotPaused, TaskFinished, TaskNotFound, TaskPaused
+from onair.engine.triggers import OneShot, Unbounded
+from onair.errors import (
+    InvalidParameters,
+    NotPaused,
+    Problem,
+    TaskFinished,
+    TaskNotFound,
+    TaskPaused,
+)
 from onair.store import queries
 from onair.store.database import Connection
 
@@ -85,7 +92,10 @@ async def resume(conn: Connection, rules: Rules, task_id: UUID, now: datetime) -
         values["due_at"] = now
     elif next_at is not None and next_at <= now and not isinstance(trigger, OneShot):
         # Occurrences of the series passed while it was paused.
-        following = trigger.next_after(now - _TICK)
+        try:
+            following = trigger.next_after(now - _TICK)
+        except Unbounded as error:  # none within the search bound: the series is over
+            raise InvalidParameters([Problem(str(error), "condition")]) from error
         if rules.policy(row).resume == "latest":
             values |= {"next_at": now, "due_at": now}
         else:
