@@ -2,7 +2,8 @@
 
 OnairError
 ├── NotFound                      (HTTP 404)
-│   └── TaskNotFound
+│   ├── TaskNotFound
+│   └── FeedNotFound              a calendar feed's secret URL that is not (or no longer) one
 ├── InvalidInput                  (HTTP 400 on /tasks, 422 on the user-facing API)
 │   ├── UnknownOperation
 │   ├── UnknownCondition
@@ -39,6 +40,11 @@ class OnairError(Exception):
 
 class NotFound(OnairError):
     pass
+
+
+class FeedNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("No such calendar feed: its URL may have been rotated or revoked.")
 
 
 class TaskNotFound(NotFound):

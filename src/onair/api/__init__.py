@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from onair.api import events, media, monitoring, preview, scheduler, tasks, ui, users
+from onair.api import events, ical, media, monitoring, preview, scheduler, tasks, ui, users
 from onair.api.deps import NO_TELEMETRY, ApiState
 from onair.api.errors import Shape, install_errors
 from onair.api.eventlog import EventLog
@@ -59,15 +59,22 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         # which was 10% of a `POST /tasks`.
         routes=[
             route
-            for router in (tasks.router, monitoring.tasks_router, preview.router, events.router)
+            for router in (
+                ical.router,
+                tasks.router,
+                monitoring.tasks_router,
+                preview.router,
+                events.router,
+            )
             for route in router.routes
         ],
     )
     install_errors(app, Shape.REFERENCE)
     app.include_router(monitoring.router)
+    app.include_router(ical.public_router)
     ui.install(app)
     user_api = users.create_user_api(
-        scheduler.router, preview.user_router, events.user_router, media.router
+        scheduler.router, preview.user_router, events.user_router, media.router, ical.user_router
     )
     app.mount("/api/v1", user_api)
     settings = node.settings

@@ -176,6 +176,16 @@ tasks = Table(
     Index(None, "resource", "held_from"),
 )
 
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    # Whose calendar: `all` (admins), `system` (the station's open Tasks API), `user:<id>`.
+    Column("scope", String(160), primary_key=True),
+    # SHA-256 of the feed's secret (hex): the URL is shown once, when it is made.
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created_at", Instant, nullable=False),
+)
+
 task_dependencies = Table(
     "task_dependencies",
     metadata,

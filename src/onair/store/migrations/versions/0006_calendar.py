@@ -1,4 +1,4 @@
-"""pauses of tasks (since when, by whom and why) and single-occurrence changes
+"""pauses of tasks (since when, by whom and why), single-occurrence changes, calendar feeds
 
 Revision ID: 0006_calendar
 Revises: 0005
@@ -19,6 +19,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "calendar_feeds",
+        sa.Column("scope", sa.String(length=160), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("created_at", Instant(), nullable=False),
+        sa.PrimaryKeyConstraint("scope", name=op.f("pk_calendar_feeds")),
+        sa.UniqueConstraint("digest", name=op.f("uq_calendar_feeds_digest")),
+    )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("paused_at", Instant(), nullable=True))
         batch_op.add_column(sa.Column("paused_by", sa.String(length=128), nullable=True))
@@ -27,6 +35,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("calendar_feeds")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_column("changes")
         batch_op.drop_column("pause_note")
