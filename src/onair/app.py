@@ -5,6 +5,7 @@ Nothing is built at import time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -93,6 +94,10 @@ async def running(node: Node) -> AsyncIterator[Node]:
             await stack.enter_async_context(client)
         await stack.enter_async_context(node.store)
         await node.store.migrate()
+        for partial in await asyncio.to_thread(node.library.remove_partial_uploads):
+            logging.getLogger("onair.audio").warning(
+                "removed %s, a partial upload left by a node that stopped", partial
+            )
         await stack.enter_async_context(node.engine)
         # Entered after the engine, so it stops first: runs still playing at shutdown end as
         # failed ("the player has shut down") with their ffmpeg reaped, before the engine stops.

@@ -50,6 +50,7 @@ def serve() -> None:
     """Run a node: the HTTP API and the engine, on the configured store."""
     import uvicorn
 
+    from onair.api.connections import uvicorn_options
     from onair.app import UnsafeExposure, configure_logging, create_app
 
     settings = Settings()
@@ -67,6 +68,7 @@ def serve() -> None:
         timeout_graceful_shutdown=max(1, round(settings.server.shutdown_grace.total_seconds())),
         log_config=None,
         access_log=False,
+        **uvicorn_options(settings.server),
     )
 
 
@@ -244,6 +246,7 @@ def tasks_show(task_id: str, url: UrlOption = None, token: TokenOption = None) -
     table.add_row("status", task["status"])
     table.add_row("operation", json.dumps(task["task"]["operation"]))
     table.add_row("condition", json.dumps(task["task"]["condition"]))
+    table.add_row("rule", task.get("description") or "")
     table.add_row("dependencies", json.dumps(task["task"]["dependencies"]))
     table.add_row("next", str(task.get("next")))
     for key in ("scheduled", "started", "cancelled", "failed", "completed", "error", "result"):
@@ -310,6 +313,7 @@ def tasks_preview(
         raise typer.Exit(2) from error
     body = {"condition": {"type": condition, "parameters": parameters}, "count": count}
     answer = _call(url, "POST", "/tasks/preview", body, token=token)
+    console.print(answer["description"])
     table = Table("#", "UTC", "local", "note")
     for number, instant in enumerate(answer["instants"], 1):
         table.add_row(str(number), instant["utc"], instant["local"], instant["note"] or "")

@@ -45,6 +45,46 @@ class ServerSettings(BaseModel):
             "streams and dashboards never finish by themselves)."
         ),
     )
+    idle_timeout: timedelta = Field(
+        timedelta(seconds=5),
+        gt=timedelta(0),
+        description=(
+            "How long a connection may stay open without a request: after it opens and "
+            "between two requests (uvicorn's timeout_keep_alive). Then it is closed."
+        ),
+    )
+    header_timeout: timedelta = Field(
+        timedelta(seconds=10),
+        gt=timedelta(0),
+        description=(
+            "How long a request's line and headers may take to arrive, from its first byte; "
+            "a slower client is disconnected."
+        ),
+    )
+    body_timeout: timedelta = Field(
+        timedelta(seconds=30),
+        gt=timedelta(0),
+        description=(
+            "Longest wait for the next part of a request body (an upload may take longer in "
+            "all, as long as it keeps coming); then 408 and the connection is closed."
+        ),
+    )
+    max_header_size: int = Field(
+        64 * 1024,
+        ge=1024,
+        description=(
+            "Largest request line and headers, in bytes; a larger request gets 431 and is "
+            "closed (h11_max_incomplete_event_size on h11)."
+        ),
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "Connections (and requests in progress) a node serves at once; past it uvicorn "
+            "answers 503 (limit_concurrency). Keep it under the process's file limit."
+        ),
+    )
 
 
 class StoreSettings(BaseModel):

@@ -40,6 +40,7 @@ from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Run, Spec, Status, Task
 from onair.engine.policies import Retry
 from onair.engine.triggers import resolve
+from onair.engine.words import describe_spec
 from onair.errors import InvalidParameters, Problem, TaskFinished, TaskNotFound
 from onair.operations.credit_recharge import CreditRechargeParameters
 from onair.timeutil import UTCInstant
@@ -213,6 +214,7 @@ class ScheduledTask(BaseModel):
     recurrence_type: str
     cron_expression: str | None
     recurrence_count: int | None
+    description: str = Field(description="The schedule in words, e.g. 'every day at 09:00, UTC'.")
     parameters: dict[str, Any]
     user_id: str | None
     executions_count: int = Field(description="Runs started so far.")
@@ -263,6 +265,7 @@ class ScheduledTask(BaseModel):
             recurrence_type=recurrence,
             cron_expression=parameters.get("expression") if kind == "cron" else None,
             recurrence_count=count if isinstance(count, int) else None,
+            description=describe_spec(kind, parameters),
             parameters=dict(task.operation.parameters),
             user_id=task.owner,
             executions_count=task.runs,

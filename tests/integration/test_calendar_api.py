@@ -37,6 +37,17 @@ def next_local(zone: str, hour: int, minute: int = 0) -> datetime:
 async def test_at_with_a_zone_is_wall_time_there(client: httpx.AsyncClient) -> None:
     task = await create(client, "at", datetime="2099-07-01T10:00:00", timezone="Europe/Warsaw")
     assert task["next"] == "2099-07-01T08:00:00"
+    assert task["description"] == "once, 2099-07-01 10:00, Europe/Warsaw"
+
+
+async def test_a_rrule_is_answered_in_words(client: httpx.AsyncClient) -> None:
+    rule = "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;COUNT=10"
+    task = await create(
+        client, "rrule", start="2099-01-05T09:00", rule=rule, timezone="America/New_York"
+    )
+    assert (
+        task["description"] == "every weekday at 09:00, America/New_York, from 2099-01-05, 10 times"
+    )
 
 
 async def test_recurring_daily_in_a_zone(client: httpx.AsyncClient) -> None:

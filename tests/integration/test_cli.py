@@ -56,6 +56,7 @@ async def test_schedule_show_cancel_from_the_command_line(
     shown = await asyncio.to_thread(onair, shared_server, "tasks", "show", task_id)
     assert shown.returncode == 0, shown.stderr
     assert '{"type": "test", "parameters": {"sleep": 30}}' in shown.stdout
+    assert "once, as soon as it is added" in shown.stdout
     assert "running" in shown.stdout
 
     cancelled = await asyncio.to_thread(onair, shared_server, "tasks", "cancel", task_id)

@@ -128,6 +128,7 @@ async def test_live_dashboard_and_cancel(
     assert "ms" in (await task.locator("#runs td.lateness").first.inner_text())
     await expect(task.locator("#next tr")).to_have_count(10)
     await expect(task.locator("#rule")).to_contain_text('"every": "PT1S"')
+    await expect(task.locator("#rule-words")).to_have_text("every 1 second, UTC")
     count = await task.locator("#runs tr").count()
     await expect(task.locator("#runs tr")).not_to_have_count(count, timeout=WAIT)  # live
     await task.locator("#cancel").click()

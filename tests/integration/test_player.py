@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import subprocess
@@ -79,8 +80,15 @@ async def playing(path: Path, count: int = 1) -> None:
 
 @pytest.fixture(autouse=True)
 def no_ffmpeg_left() -> Iterator[None]:
+    """Every test reaps its ffmpeg; one that does not fails, and what it left is killed, so
+    that no later test (or the machine) inherits it."""
     yield
-    assert ffmpegs() == []
+    left = ffmpegs()
+    for process in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(left, timeout=3)
+    assert left == []
 
 
 def mean_volume(path: Path) -> float:

@@ -165,6 +165,9 @@ async def test_user_api_preview_in_the_seeds_words(client: httpx.AsyncClient) ->
     assert (await client.post(path, json=schedule_)).status_code == 401
     answer = await client.post(path, json=schedule_, headers=headers)
     assert answer.status_code == 200, answer.text
+    assert answer.json()["description"] == (
+        "every day at 02:30, America/New_York, from 2030-03-09, 5 times"
+    )
     assert answer.json()["instants"] == [
         {"utc": "2030-03-09T07:30:00+00:00", "local": "2030-03-09T02:30:00-05:00", "note": None},
         {
@@ -205,6 +208,7 @@ def test_cli_prints_the_table(shared_server: Server) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+    assert "at 02:30, Europe/Paris, from 2030-03-30 00:00" in done.stdout
     assert "2030-03-30T01:30:00" in done.stdout
     assert "2030-03-31T03:00:00+02:00" in done.stdout
     assert "02:30 does not exist on 2030-03-31 in Europe/Paris; moved to 03:00" in done.stdout

@@ -480,6 +480,9 @@ async def test_recurring_with_a_count(client: httpx.AsyncClient) -> None:
     task = response.json()
     assert (task["recurrence_type"], task["recurrence_count"]) == ("weekly", 10)
     assert task["next_execution_at"] == "2031-01-06T14:00:00+00:00"
+    assert task["description"] == (
+        "every week on Monday at 09:00, America/New_York, from 2031-01-06, 10 times"
+    )
 
 
 def _problem(response: httpx.Response) -> tuple[int, list[tuple[list[str], str]]]:

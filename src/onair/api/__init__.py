@@ -73,6 +73,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         BodyLimit,
         limit=settings.server.max_body_size,
         larger={UPLOADS: settings.audio.max_upload_size},
+        timeout=settings.server.body_timeout.total_seconds(),
     )
     app.add_middleware(StripTrailingSlash)
     names = own_names(settings.server.host, settings.server.allowed_hosts)

@@ -19,7 +19,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPBearer
 from fastapi.telemetry import TelemetryConfig
 
@@ -37,6 +37,13 @@ from onair.tasks import SchedulerService
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's own OpenTelemetry hooks, off: onair exports its metrics at `/metrics`, and the
 check whether a tracer is configured would otherwise run on every request."""
+
+MAX_OFFSET = 100_000
+"""The furthest a listing pages (`offset`): a page is read by skipping the rows before it,
+so its cost grows with the offset; past this, narrow the listing with its filters."""
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 
 STATION = Caller(None, Role.STATION)
 """The open Tasks API's caller without a token."""

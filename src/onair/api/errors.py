@@ -5,7 +5,9 @@ The Tasks API answers in the reference's shape, `{"status_code", "detail", "extr
 422 and field paths. Handlers are registered per domain base class and found along the
 exception's MRO, so a new subclass needs no new handler. Routes never catch, and authentication
 raises `Unauthorized` / `Forbidden` like any other domain error. Answers given before routing
-(the gate's refusals, `onair.api.middleware`) come from `error_response` in the same shapes.
+(the gate's refusals, `onair.api.middleware`) come from `error_response` in the same shapes,
+and input refused while it is read (`Refused`: NaN in a JSON body, a NUL character) from
+`refusal`, shaped as the surface's own validation errors.
 """
 
 from __future__ import annotations
@@ -63,6 +65,39 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+NUL_IN_TEXT = "NUL characters (\\u0000) are not accepted in text."
+"""Why text holding a NUL character is refused, wherever it comes from."""
+
+Location = tuple[str | int, ...]
+"""Where a refused value is, as FastAPI locates validation errors: `("body", "name")`,
+`("query", "user_id")`."""
+
+
+class Refused(HTTPException):
+    """Input refused as it is read, before a route validates it (`onair.api.middleware`):
+    `problems` are (location, message) pairs. An `HTTPException`, so that FastAPI's own body
+    reading lets it through to the handler rather than answering its generic 400."""
+
+    def __init__(self, problems: Sequence[tuple[Location, str]]) -> None:
+        super().__init__(400)
+        self.problems = tuple(problems)
+
+
+def refusal(
+    shape: Shape, method: str, path: str, problems: Sequence[tuple[Location, str]]
+) -> JSONResponse:
+    """`problems` as the surface answers its validation errors: 400 with `{message, key}` on
+    the Tasks API, 422 with `{type, loc, msg}` on the user API."""
+    if shape is Shape.REFERENCE:
+        extra = [
+            {"message": message} | ({"key": ".".join(map(str, loc[1:]))} if loc[1:] else {})
+            for loc, message in problems
+        ]
+        return error_response(shape, 400, f"Validation failed for {method} {path}", extra)
+    detail = [{"type": "value_error", "loc": list(loc), "msg": msg} for loc, msg in problems]
+    return error_response(shape, 422, extra=detail)
+
+
 def shape_of(path: str) -> Shape:
     """The shape of the surface that serves `path`."""
     return Shape.FASTAPI if path == "/api/v1" or path.startswith("/api/v1/") else Shape.REFERENCE
@@ -117,6 +152,10 @@ def install_errors(app: FastAPI, shape: Shape) -> None:
         detail = None if exc.detail == phrase else str(exc.detail)
         return answer(exc.status_code, detail, headers=dict(exc.headers or {}))
 
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refused)
+        return refusal(shape, request.method, request.url.path, exc.problems)
+
     async def unauthorized(request: Request, exc: Exception) -> JSONResponse:
         return answer(401, str(exc), headers=_CHALLENGE)
 
@@ -150,6 +189,7 @@ def install_errors(app: FastAPI, shape: Shape) -> None:
 
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(HTTPException, http)
+    app.add_exception_handler(Refused, refused)
     app.add_exception_handler(Unauthorized, unauthorized)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(NotFound, not_found)

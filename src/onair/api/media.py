@@ -12,20 +12,20 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from onair.accounts.tokens import Principal
-from onair.api.deps import CurrentUser, LibraryDep
+from onair.api.deps import CurrentUser, LibraryDep, Limit, Offset
+from onair.api.errors import NUL_IN_TEXT
 from onair.audio.library import Playlist, Sound
+from onair.errors import InvalidParameters, Problem
 from onair.timeutil import UTCInstant
 
 router = APIRouter(tags=["media"])
 
 _CHUNK = 1 << 20
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -132,6 +132,13 @@ async def upload_sound(
 ) -> SoundPublic:
     """Add a sound of the caller's (multipart: `file`, optional `name`, else the file's name).
     It is decoded to the end first; 422 when it is not playable audio."""
+    # A multipart body is not JSON, so `BodyLimit` does not look into it: its texts are
+    # checked here, by the same rule.
+    nul = [
+        key for key, text in (("name", name), ("file", file.filename)) if text and "\x00" in text
+    ]
+    if nul:
+        raise InvalidParameters([Problem(NUL_IN_TEXT, k) for k in nul])
     sound = await library.upload(
         _chunks(file), file.filename or "upload", owner=user.user_id, name=name
     )

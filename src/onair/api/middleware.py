@@ -1,5 +1,6 @@
 """What every request passes before it reaches a route: the gate (whose `Host`, from which
-site, with what body), the body size limit, and the reference's trailing slashes.
+site, with what body), the limits of what it sends (`BodyLimit`: size, pace, NaN and NUL
+characters), and the reference's trailing slashes.
 
 The gate is why a node is safe to run on a laptop next to a browser (docs/auth.md):
 
@@ -17,16 +18,21 @@ Each refusal is answered in the error shape of the surface the path belongs to.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import json
+import math
 import re
 import socket
+from collections import deque
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from onair.api.errors import error_response, shape_of
+from onair.api.errors import NUL_IN_TEXT, Location, Refused, error_response, refusal, shape_of
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
@@ -148,33 +154,128 @@ class StripTrailingSlash:
 
 
 class BodyLimit:
-    """413 for a request body over `limit` bytes (under a path prefix of `larger`: its
-    limit). It is raised as an `HTTPException` from the body's first read when the
-    Content-Length says so, else from the read that goes over (a chunked body), so each
-    surface answers it in its own error shape and nothing of the body is kept. Starlette's
-    own limiter answers in plain text whatever the application sends."""
+    """What a request may send: a path and query without NUL characters, a body of at most
+    `limit` bytes (under a path prefix of `larger`: its limit) whose parts each arrive within
+    `timeout` seconds, and, when it is JSON, no NaN, infinity or NUL character in it.
 
-    def __init__(self, app: ASGIApp, limit: int, larger: Mapping[str, int]) -> None:
-        self.app, self.limit, self.larger = app, limit, larger
+    - 413 for a body over the limit, raised as an `HTTPException` from the body's first read
+      when the Content-Length says so, else from the read that goes over (a chunked body), so
+      each surface answers it in its own error shape and nothing of the body is kept.
+      Starlette's own limiter answers in plain text whatever the application sends.
+    - 408 when the next part of a body takes longer than `timeout` (a client that stalls
+      mid-body would otherwise hold its connection and its request for ever; uvicorn has no
+      such timeout), and the connection is closed.
+    - NaN and infinities are not JSON (RFC 8259), yet Python's and Pydantic's parsers read
+      them, and NUL characters are text no PostgreSQL column holds: both are refused from the
+      read that ends the body (`Refused`: 400 on the Tasks API, 422 on the user API, naming
+      each field), on every database alike. A body is looked at closely only when a scan of
+      its bytes finds one of them, which costs the requests that carry none nearly nothing.
+    """
+
+    def __init__(
+        self, app: ASGIApp, limit: int, larger: Mapping[str, int], timeout: float | None = None
+    ) -> None:
+        self.app, self.limit, self.larger, self.timeout = app, limit, larger, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        problems = _nul_in_target(path, scope.get("query_string", b""))
+        if problems:
+            response = refusal(shape_of(path), scope["method"], path, problems)
+            await response(scope, receive, send)
+            return
         limit = next((n for p, n in self.larger.items() if path.startswith(p)), self.limit)
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        declared = kind = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"content-type":
+                kind = value
         received = int(declared) if declared.isdigit() else 0
+        chunks: list[bytes] | None = [] if kind and _JSON_BYTES.match(kind) else None
+        timeout = self.timeout
 
         async def limited() -> Message:
             nonlocal received
             if received > limit:
                 raise HTTPException(413, f"The request body is over {limit} bytes.")
-            message = await receive()
-            if not declared and message["type"] == "http.request":
-                received += len(message.get("body", b""))
+            if timeout is None:
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        message = await receive()
+                except TimeoutError:
+                    raise HTTPException(
+                        408,
+                        f"The request body stalled: no part of it came for {timeout:g} s.",
+                        headers={"connection": "close"},
+                    ) from None
+            if message["type"] != "http.request":
+                return message
+            body: bytes = message.get("body", b"")
+            if not declared:
+                received += len(body)
                 if received > limit:
                     raise HTTPException(413, f"The request body is over {limit} bytes.")
+            if chunks is not None:
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    whole = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                    if _SUSPECT.search(whole) and (found := json_problems(whole)):
+                        raise Refused(found)
             return message
 
         await self.app(scope, limited, send)
+
+
+_JSON_BYTES = re.compile(JSON_TYPES.pattern.encode(), re.IGNORECASE)
+_SUSPECT = re.compile(rb"NaN|Infinity|\\u0000|[0-9][eE][+-]?[0-9]{3}")
+"""What a JSON body holding NaN, an infinity (written out, or a number beyond a float's range,
+which reads as one) or a NUL character must contain; most bodies contain none of it."""
+
+_NOT_FINITE = "Not a finite number: NaN, Infinity and numbers beyond ±1.8e308 are not JSON numbers."
+
+
+def json_problems(raw: bytes, most: int = 20) -> list[tuple[Location, str]]:
+    """Where the JSON document `raw` holds a NUL character (in a key or a string) or a number
+    that is not finite, as (location, message), at most `most` of them in document order.
+    None for a document that is not JSON: the route's own parser answers that."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return []
+    problems: list[tuple[Location, str]] = []
+    pending: deque[tuple[Location, Any]] = deque([(("body",), document)])
+    while pending and len(problems) < most:
+        where, value = pending.popleft()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    problems.append(((*where, key), NUL_IN_TEXT))
+                pending.append(((*where, key), item))
+        elif isinstance(value, list):
+            pending.extend(((*where, index), item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                problems.append((where, NUL_IN_TEXT))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append((where, _NOT_FINITE))
+    return problems[:most]
+
+
+def _nul_in_target(path: str, query: bytes) -> list[tuple[Location, str]]:
+    """The query parameters (and the path) of a request that hold a NUL character."""
+    if "\x00" not in path and b"%00" not in query and b"\x00" not in query:
+        return []
+    problems: list[tuple[Location, str]] = []
+    if "\x00" in path:
+        problems.append((("path",), "The path contains a NUL character."))
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            problems.append((("query", name), NUL_IN_TEXT))
+    return problems

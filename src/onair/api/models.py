@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from onair.engine.models import Run, Status, Task
+from onair.engine.words import describe_spec
 from onair.timeutil import naive_utc
 
 NaiveUTC = Annotated[
@@ -69,6 +70,9 @@ class TaskIndex(BaseModel):
 class GenericTask(BaseModel):
     task: TaskModel
     status: Status
+    description: str = Field(
+        "", description="onair: the condition in words, e.g. 'every weekday at 09:00, UTC'."
+    )
     next: NaiveUTC | None = Field(
         None,
         description=(
@@ -162,6 +166,7 @@ def generic(task: Task, latest: Run | None = None) -> GenericTask:
     return GenericTask(
         task=TaskModel.of(task),
         status=task.status,
+        description=describe_spec(task.condition.type, task.condition.parameters),
         next=task.next_due,
         retry=task.retry_at,
         runs=task.runs,

@@ -18,6 +18,7 @@ from onair.api.models import NaiveUTC, Specification
 from onair.api.routing import TasksRoute
 from onair.engine.conditions import parse_condition
 from onair.engine.preview import PreviewItem, upcoming
+from onair.engine.words import describe
 from onair.tasks import TaskCreate, TaskType
 from onair.timeutil import UTCInstant
 
@@ -42,6 +43,7 @@ class Instant(BaseModel):
 
 
 class Preview(BaseModel):
+    description: str = Field(description="The condition in words.")
     instants: list[Instant]
 
 
@@ -54,7 +56,7 @@ async def preview_condition(body: PreviewRequest, request: Request) -> Preview:
     await caller_of(request)  # open or protected as the rest of the Tasks API
     condition = parse_condition(body.condition.type, dict(body.condition.parameters))
     items = upcoming(condition, service_of(request).engine.clock.now(), body.count)
-    return Preview(instants=[Instant.of(item) for item in items])
+    return Preview(description=describe(condition), instants=[Instant.of(item) for item in items])
 
 
 class SchedulePreview(TaskCreate):
@@ -77,6 +79,7 @@ class SeedInstant(BaseModel):
 
 
 class SeedPreview(BaseModel):
+    description: str = Field(description="The schedule in words.")
     instants: list[SeedInstant]
 
 
@@ -91,4 +94,6 @@ async def preview_schedule(
     name the request's fields, as creating the task would."""
     condition = request.parsed_condition()
     items = upcoming(condition, scheduler.engine.clock.now(), request.count)
-    return SeedPreview(instants=[SeedInstant.of(item) for item in items])
+    return SeedPreview(
+        description=describe(condition), instants=[SeedInstant.of(item) for item in items]
+    )

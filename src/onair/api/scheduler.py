@@ -10,13 +10,10 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from onair.api.deps import AdminUser, CurrentUser, ServiceDep, as_caller
+from onair.api.deps import AdminUser, CurrentUser, Limit, Offset, ServiceDep, as_caller
 from onair.tasks import RunRecord, ScheduledTask, TaskCreate, TaskStatus
 
 router = APIRouter(prefix="/scheduler", tags=["scheduler"])
-
-Limit = Annotated[int, Query(ge=1, le=500, description="Tasks per page.")]
-Offset = Annotated[int, Query(ge=0, description="Tasks to skip.")]
 
 
 class TaskPage(BaseModel):
@@ -66,8 +63,8 @@ async def task_runs(
     task_id: UUID,
     user: CurrentUser,
     scheduler: ServiceDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="Runs per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Runs to skip.")] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> RunPage:
     """The task's runs, newest first: when each was due and started, how late, how it ended,
     its result or error, and which attempt it was."""

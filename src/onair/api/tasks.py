@@ -9,11 +9,11 @@ import uuid
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
-from onair.api.deps import caller_of, service_of
+from onair.api.deps import Limit, Offset, caller_of, service_of
 from onair.api.models import (
     CancelledTask,
     CleaningResult,
@@ -123,8 +123,8 @@ async def cancel(id: TaskId, request: Request) -> CancelledTask:
 async def runs(
     id: TaskId,
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> RunPage:
     """onair: the task's runs, newest first, with each one's lateness."""
     caller = await caller_of(request)

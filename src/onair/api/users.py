@@ -9,14 +9,12 @@ Bearer` header).
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
 from onair.accounts.credits import CreditTransaction, User
 from onair.accounts.tokens import Role
-from onair.api.deps import NO_TELEMETRY, AccountsDep, CurrentUser
+from onair.api.deps import NO_TELEMETRY, AccountsDep, CurrentUser, Limit, Offset
 from onair.api.errors import Shape, install_errors
 from onair.timeutil import UTCInstant
 
@@ -92,8 +90,8 @@ async def me(user: CurrentUser, accounts: AccountsDep) -> UserPublic:
 async def my_transactions(
     user: CurrentUser,
     accounts: AccountsDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> TransactionPage:
     """The caller's credit movements, newest first."""
     page, total = await accounts.transactions(user.user_id, limit=limit, offset=offset)

@@ -4,8 +4,9 @@ playlists (ordered lists of sounds), each owned by a user or by the system.
 Shared by the user-facing API (`/api/v1/sounds`, `/api/v1/playlists`), the CLI
 (`onair sounds import`) and the play operations. A file is accepted only once `probe` has
 decoded it to the end, so a sound in the library is one the player can play. Files are written
-under a temporary name first and renamed once probed; the row is committed last, and a file
-whose row was never written (or was deleted) is removed.
+under a temporary name first (`.incoming-*`, locked while written) and renamed once probed; the
+row is committed last, and a file whose row was never written (or was deleted) is removed. The
+partial uploads of a node that died are removed when a node next starts on the directory.
 
 `visible_to` limits a call to one user's media: anyone else's is reported as not found, so
 its existence is not revealed. None means anyone's (admins, the system, the operations).
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +36,8 @@ from onair.store.database import Connection, Store
 from onair.timeutil import Clock, SystemClock
 
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,10}")
+INCOMING = ".incoming-"
+"""How the name of a partial upload begins, in the media directory."""
 
 
 class SoundNotFound(NotFound):
@@ -122,29 +127,64 @@ class Library:
         Raises:
             UnsupportedAudio: not audio ffmpeg can play to the end (keyed `file`); nothing kept.
         """
-        incoming = self._incoming()
-        try:
+        with self._incoming() as incoming:
             with incoming.open("wb") as handle:
                 async for chunk in chunks:
                     await asyncio.to_thread(handle.write, chunk)
             return await self._accept(incoming, filename, owner, name)
-        finally:
-            incoming.unlink(missing_ok=True)
 
     async def import_file(self, source: Path, *, owner: str | None) -> Sound:
         """A copy of `source` as a new sound named after the file.
 
         Raises: UnsupportedAudio, as `upload`."""
-        incoming = self._incoming()
-        try:
+        with self._incoming() as incoming:
             await asyncio.to_thread(shutil.copyfile, source, incoming)
             return await self._accept(incoming, source.name, owner, None)
-        finally:
-            incoming.unlink(missing_ok=True)
 
-    def _incoming(self) -> Path:
+    @contextlib.contextmanager
+    def _incoming(self) -> Iterator[Path]:
+        """The path of a new partial upload, removed when the block ends unless renamed.
+
+        The file is locked (`flock`) for as long as the block lasts: the kernel drops the lock
+        when the process ends, however it ends, so an unlocked partial upload is one whose node
+        died (`remove_partial_uploads`)."""
         self.media_dir.mkdir(parents=True, exist_ok=True)
-        return self.media_dir / f".incoming-{uuid.uuid4().hex}"
+        while True:
+            path = self.media_dir / f"{INCOMING}{uuid.uuid4().hex}"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                break
+            os.close(fd)  # a starting node removed it between its creation and the lock
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+
+    def remove_partial_uploads(self) -> list[Path]:
+        """Remove the partial uploads that no live process writes: those of a node that died
+        in the middle of one (even by `kill -9`). One still locked belongs to a live node
+        sharing the directory and is left alone. Returns the paths removed."""
+        removed: list[Path] = []
+        if not self.media_dir.is_dir():
+            return removed
+        for path in self.media_dir.glob(f"{INCOMING}*"):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+            finally:
+                os.close(fd)
+        return removed
 
     async def _accept(
         self, incoming: Path, filename: str, owner: str | None, name: str | None

@@ -16,7 +16,6 @@ else from the header ffmpeg prints for the same decoding run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import shutil
@@ -27,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from onair.errors import InvalidInput
-from onair.ffmpeg import FfmpegFailed, run_ffmpeg
+from onair.ffmpeg import FfmpegFailed, child, run_ffmpeg
 
 
 class AudioInfo(BaseModel):
@@ -197,7 +196,7 @@ def _failure_reason(lines: Sequence[str]) -> str:
 
 
 async def _run_ffprobe(ffprobe: str, path: Path) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
+    async with child(
         ffprobe,
         "-v",
         "error",
@@ -208,17 +207,9 @@ async def _run_ffprobe(ffprobe: str, path: Path) -> dict[str, Any]:
         "-of",
         "json",
         f"file:{path}",
-        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    ) as process:
         stdout, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await asyncio.shield(process.wait())
     if process.returncode != 0:
         return {}
     result: dict[str, Any] = json.loads(stdout or b"{}")

@@ -21,6 +21,12 @@ from onair.timeutil import Clock, next_tick
 log = logging.getLogger("onair.cleaner")
 
 
+MAX_DELTA = timedelta(days=36_525)
+"""The longest `delta` of the `timedelta` strategy, 100 years: nothing onair ran finished
+longer ago, and a cutoff beyond the calendar's range would fail (a negative delta, which
+would put the cutoff in the future and remove every finished task, is refused as well)."""
+
+
 class Strategy(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     type_name: ClassVar[str]
@@ -38,7 +44,11 @@ class Timedelta(Strategy):
     """Tasks that finished more than `delta` ago."""
 
     type_name: ClassVar[str] = "timedelta"
-    delta: timedelta = Field(description="ISO 8601 duration (`PT1H`) or seconds.")
+    delta: timedelta = Field(
+        ge=timedelta(0),
+        le=MAX_DELTA,
+        description="ISO 8601 duration (`PT1H`) or seconds, from 0 to 100 years.",
+    )
 
     def cutoff(self, now: datetime) -> datetime | None:
         return now - self.delta

@@ -9,8 +9,9 @@ dependency did not complete) or `cancelled`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -58,6 +59,36 @@ class Ended:
     result: Any = None
     error: str | None = None
     attempt: int = 1
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What PostgreSQL refuses in text: the NUL character, and the surrogates that no UTF-8 text
+holds (Python strings may carry them, from `surrogateescape` decoding or JSON escapes)."""
+
+
+def storable_text(text: str) -> str:
+    """`text` with every character that a database refuses in text replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _storable_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {storable_text(str(k)): _storable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_json(item) for item in value]
+    return storable_text(repr(value))  # not JSON at all: an operation's bug, kept legible
+
+
+def storable(end: Ended) -> Ended:
+    """`end` with its error and result made writable on any store: unstorable characters
+    replaced, and what is not JSON written as its `repr`. The recorder's last resort for a
+    row that the store refused, so that one bad run end holds back no other."""
+    error = None if end.error is None else storable_text(end.error)
+    return replace(end, error=error, result=_storable_json(end.result))
 
 
 class Rules:

@@ -4,8 +4,10 @@ There is no fixed poll. The worker asks the store for the earliest due instant a
 `lookahead` before it (longer when many runs are due at once: the time claiming them takes); a
 new or changed task wakes it early (in-process, or through the store's notifications from other
 nodes). Claimed runs then wait for their exact due instant, one timer per instant, so a run
-starts within a few milliseconds of it. Ends of runs are written in batches by one recorder.
-A heartbeat extends this node's lease and recovers the runs of nodes whose lease expired.
+starts within a few milliseconds of it. Ends of runs are written in batches by one recorder,
+which a row the store refuses cannot stall (see `Worker._record`). A heartbeat extends this
+node's lease and recovers the runs of nodes whose lease expired; a node that cannot record run
+ends stops heartbeating, so that another node recovers its runs.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class Worker:
         self._ended_ready = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._recording_fails = False
+        self._beat = asyncio.Event()  # a heartbeat now, without waiting for its period
 
     async def __aenter__(self) -> Worker:
         # What the process holds by now (modules, settings, compiled statements) lives as
@@ -193,7 +197,8 @@ class Worker:
         """Claim what is due, start it, and say how long to sleep before the next look: one
         transaction, done between the starts of runs already claimed."""
         settings = self.settings
-        capacity = settings.max_running - len(self._active)
+        # No claim while run ends cannot be recorded: their ends could not be either.
+        capacity = 0 if self._recording_fails else settings.max_running - len(self._active)
         limit = min(settings.claim_batch, capacity)
         claimed: list[Claimed] = []
         stopped: list[UUID] = []
@@ -400,6 +405,69 @@ class Worker:
                 log.exception("sending %d events to other nodes failed", len(batch))
 
     async def _record(self, batch: list[Ended]) -> None:
+        """Write `batch` in one transaction; if the store refuses it, write its ends one by
+        one, each as it is and then made storable (`transitions.storable`), so that one bad
+        row holds back no other run. Ends that even that cannot write mean the store refuses
+        to record: they are retried with a backoff while the node lives, and meanwhile the
+        node neither claims nor heartbeats (see `_recording_fails`)."""
+        pending = batch
+        attempt = 0
+        while True:
+            try:
+                await self._commit(pending)
+            except Exception:
+                attempt += 1
+                log.exception("recording %d run ends failed (attempt %d)", len(pending), attempt)
+                pending = await self._record_each(pending)
+            else:
+                pending = []
+            if not pending:
+                break
+            # Keep trying while the node lives: a run must not stay `running` because its
+            # end could not be written. If the node stops first, its lease expires and
+            # another node (or the next start) recovers the runs as interrupted.
+            self._failing(True)
+            if self._stopping and attempt >= 3:
+                return
+            # Retried at least once a heartbeat period, so that a store that recovers is
+            # noticed within one.
+            await asyncio.sleep(min(0.2 * 2**attempt, self.settings.lease.total_seconds() / 3))
+        self._failing(False)
+
+    async def _record_each(self, batch: list[Ended]) -> list[Ended]:
+        """Write the ends of `batch` one at a time; returns those the store refused even
+        made storable. Stops early, returning the rest untried, once three in a row have
+        failed and none has passed: then it is the store, not the rows."""
+        stuck: list[Ended] = []
+        recorded = 0
+        for index, end in enumerate(batch):
+            if recorded == 0 and len(stuck) >= 3:
+                return stuck + batch[index:]
+            try:
+                await self._commit([end])
+                recorded += 1
+                continue
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            clean = transitions.storable(end)
+            try:
+                await self._commit([clean])
+            except Exception:
+                log.exception("recording the end of run %s failed, even made storable", end.run_id)
+                stuck.append(end)
+                continue
+            recorded += 1
+            log.warning(
+                "the end of run %s was refused (%s); recorded with its text made storable, "
+                "the error was %r",
+                end.run_id,
+                reason,
+                end.error,
+            )
+        return stuck
+
+    async def _commit(self, batch: list[Ended]) -> None:
+        """Record `batch` in one transaction, then publish its ends and forget its runs."""
         events = []
         for end in batch:
             active = self._active.get(end.run_id)
@@ -409,26 +477,13 @@ class Worker:
                         active.claimed, end.outcome.value, end.finished, end.started, end.error
                     )
                 )
-        attempt = 0
-        while True:
-            try:
-                began = time.perf_counter()
-                async with self.store.begin() as conn:
-                    await transitions.end_runs(conn, self.rules, batch, self.clock.now())
-                    await self.store.notify(
-                        conn, chain(["due "], (f"event {event.payload()}" for event in events))
-                    )
-                self.events.timing("record", time.perf_counter() - began)
-                break
-            except Exception:
-                # Keep trying while the node lives: a run must not stay `running` because its
-                # end could not be written. If the node stops first, its lease expires and
-                # another node (or the next start) recovers the runs as interrupted.
-                attempt += 1
-                log.exception("recording %d run ends failed (attempt %d)", len(batch), attempt)
-                if self._stopping and attempt >= 3:
-                    return
-                await asyncio.sleep(min(0.2 * 2**attempt, 10))
+        began = time.perf_counter()
+        async with self.store.begin() as conn:
+            await transitions.end_runs(conn, self.rules, batch, self.clock.now())
+            await self.store.notify(
+                conn, chain(["due "], (f"event {event.payload()}" for event in events))
+            )
+        self.events.timing("record", time.perf_counter() - began)
         for end in batch:
             self._active.pop(end.run_id, None)
         for event in events:
@@ -443,12 +498,34 @@ class Worker:
             self.events.publish(event)
         self._wake.set()
 
+    def _failing(self, failing: bool) -> None:
+        """Whether run ends wait for a store that refuses them. While they do, this node
+        claims nothing (it could not record the ends) and stops heartbeating, so that once
+        its lease expires another node recovers its runs; the first end written resumes
+        both, with a heartbeat at once."""
+        if failing == self._recording_fails:
+            return
+        self._recording_fails = failing
+        if failing:
+            log.error(
+                "node %s cannot record run ends: it stops claiming and heartbeating until it can",
+                self.node,
+            )
+        else:
+            log.warning("node %s records run ends again: claiming and heartbeating", self.node)
+            self._beat.set()
+            self._wake.set()
+
     # Lease ----------------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
         period = self.settings.lease.total_seconds() / 3
         while True:
-            await asyncio.sleep(period)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat.wait(), period)
+            self._beat.clear()
+            if self._recording_fails:
+                continue  # let the lease expire: another node recovers what this one holds
             try:
                 await self._heartbeat()
             except Exception:

@@ -15,6 +15,7 @@ from uuid import UUID
 from onair.engine.admission import Caller, Role
 from onair.engine.models import Outcome, Run, Status, Task
 from onair.engine.preview import remaining
+from onair.engine.words import describe_spec
 from onair.errors import InvalidInput
 from onair.tasks import TaskService
 from onair.timeutil import as_utc
@@ -118,6 +119,7 @@ async def task_page(service: TaskService, caller: Caller, task_id: UUID) -> dict
                 "type": task.condition.type,
                 "parameters": dict(task.condition.parameters),
             },
+            "description": describe_spec(task.condition.type, task.condition.parameters),
             "dependencies": {name: str(i) for name, i in task.dependencies.items()},
             "created": _instant(task.created_at),
             "next": _instant(task.next_due) if task.next_due is not None else None,

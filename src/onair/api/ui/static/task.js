@@ -33,6 +33,7 @@
     $("task-name").textContent = `${task.name} · ${task.status}`;
     facts(task);
     $("cancel").hidden = !task.cancellable;
+    $("rule-words").textContent = task.description;
     $("rule").textContent = JSON.stringify(task.condition, null, 2);
     $("next").replaceChildren(...data.next.map((i) =>
       el("tr", {}, el("td", { text: i.utc.replace("+00:00", "Z") }), el("td", { text: i.local }), el("td", { text: i.note || "" }))));
