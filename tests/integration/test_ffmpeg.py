@@ -65,7 +65,7 @@ async def test_a_killed_node_leaves_no_ffmpeg_and_its_successor_removes_partial_
     node = start_server(database, **env)
     alice = someone()
     async with node.client() as client:
-        sound = await upload(client, cookie(alice), tone(tmp_path / "long.wav", 20))
+        sound = await upload(client, cookie(alice), tone(tmp_path / "long.wav", 10))
         due = (datetime.now(UTC) + timedelta(seconds=0.2)).isoformat()
         response = await client.post(
             "/api/v1/scheduler/tasks",
