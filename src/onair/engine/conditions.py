@@ -106,8 +106,8 @@ class _Zoned(Condition):
     def _in_range(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         """An instant that stays inside the calendar once its zone (or offset) is applied."""
         name = info.data.get("timezone")
-        if value is None or name is None:
-            return value
+        if value is None or name is None or 1 < value.year < 9999:
+            return value  # no offset (under a day) takes a year between out of the calendar
         zone = timeutil.zone(name)
         try:
             instant = _as_utc(value, zone)
