@@ -95,6 +95,11 @@ STATIC = [
         id="too_dense_per_period",
     ),
     pytest.param("FREQ=DAILY;COUNT=9223372036854775808", "COUNT must be", id="count_past_int64"),
+    pytest.param(
+        "FREQ=DAILY;UNTIL=99991231T235959Z",
+        "UNTIL 9999-12-31T23:59:59+00:00 is out",
+        id="until_past_9999",
+    ),  # fmt: skip
 ]
 
 
