@@ -6,10 +6,11 @@ worker (claims and runs) lives as long as the block.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from itertools import chain
 from typing import Any
@@ -38,6 +39,9 @@ from onair.store import queries
 from onair.store.database import Store
 from onair.store.schema import new_id
 from onair.timeutil import Clock, SystemClock
+
+INDEX_PAGE = 500
+"""Task ids read per page of `Engine.index_pages`: well under a millisecond of work each."""
 
 
 def default_node_name() -> str:
@@ -237,13 +241,33 @@ class Engine:
         self, *, owner: str | None = None, any_owner: bool = True
     ) -> dict[Status, list[UUID]]:
         """Every task id, by status (with `any_owner` false: those of `owner`, None: system
-        tasks)."""
-        async with self.store.begin() as conn:
-            rows = await queries.task_index(conn, owner=owner, any_owner=any_owner)
+        tasks), gathered from `index_pages`."""
         index: dict[Status, list[UUID]] = {status: [] for status in Status}
-        for task_id, status in rows:
-            index[Status(status)].append(task_id)
+        async with contextlib.aclosing(self.index_pages(owner=owner, any_owner=any_owner)) as pages:
+            async for status, ids in pages:
+                index[status] += ids
         return index
+
+    async def index_pages(
+        self, *, owner: str | None = None, any_owner: bool = True, size: int = INDEX_PAGE
+    ) -> AsyncGenerator[tuple[Status, list[UUID]]]:
+        """Every task id (as `index`), a page of at most `size` at a time, status by status
+        in `Status` order, each status at least once (an empty page when it has none). The
+        pages come from one snapshot (`Store.reading`), so a task that changes status
+        meanwhile appears once; the work of each page is bounded, so a caller that yields
+        to the event loop between pages never holds it for long, however large the store."""
+        async with self.store.reading() as conn:
+            for status in Status:
+                empty = True
+                pages = queries.index_ids(
+                    conn, status.value, size, owner=owner, any_owner=any_owner
+                )
+                async with contextlib.aclosing(pages):
+                    async for ids in pages:
+                        empty = False
+                        yield status, ids
+                if empty:
+                    yield status, []
 
     async def page(
         self,

@@ -44,6 +44,8 @@ class Claimed:
     attempt: int
     owner: str | None
     occurrence: int
+    next_occurrence: datetime | None = None
+    """The series' following occurrence (`RunContext.next_occurrence`)."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ async def claim(
                 attempt=run["attempt"],
                 owner=row["owner"],
                 occurrence=changes[row["id"]]["occurrences"],
+                next_occurrence=changes[row["id"]]["next_at"],
             )
         )
     await queries.update_tasks(conn, changes)
