@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from onair.engine.admission import held
-from onair.engine.conditions import Condition, parse_condition
+from onair.engine.conditions import Condition, check_floor, parse_condition
 from onair.engine.events import Event
 from onair.engine.models import Outcome, Record, Status
 from onair.engine.policies import Policy, decide
@@ -93,10 +93,13 @@ def storable(end: Ended) -> Ended:
 
 
 class Rules:
-    """Reads a task row's policy and trigger, from its operation's defaults and its condition."""
+    """Reads a task row's policy and trigger, from its operation's defaults and its condition.
+    `min_interval` is the node's floor of how often a series may run (`check_floor`): a stored
+    series below it (written before the floor, or before it was raised) fails when claimed."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, min_interval: timedelta = timedelta(seconds=1)) -> None:
         self.registry = registry
+        self.min_interval = min_interval
 
     def policy(self, row: Record) -> Policy:
         name = row["operation"]
@@ -202,6 +205,7 @@ async def _claim_one(
         return run, []
     try:  # every search is bounded; a rule that fails it fails its task, not the node
         condition = rules.condition(row)
+        check_floor(condition, rules.min_interval)
         limit = condition.limit
         remaining = None if limit is None else max(limit - row["occurrences"], 1)
         trigger = condition.trigger(row["created_at"])

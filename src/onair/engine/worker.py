@@ -68,7 +68,7 @@ class Worker:
     ) -> None:
         self.store = store
         self.registry = registry
-        self.rules = Rules(registry)
+        self.rules = Rules(registry, settings.min_interval)
         self.clock = clock
         self.settings = settings
         self.node = node
