@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import chain
 from typing import Any
 from uuid import UUID
@@ -21,12 +21,12 @@ from pydantic import ValidationError
 from onair.config import EngineSettings
 from onair.engine import intake, transitions
 from onair.engine.admission import ADMINS, SYSTEM, Admission, Caller, Role, span
-from onair.engine.conditions import parse_condition, problems_of
+from onair.engine.conditions import check_floor, first_due, parse_condition, problems_of
 from onair.engine.events import Event, Events
 from onair.engine.models import FINISHED, NewTask, Record, Run, Status, Task
 from onair.engine.policies import Policy, describe
 from onair.engine.registry import Registry
-from onair.engine.triggers import OneShot
+from onair.engine.triggers import OneShot, following
 from onair.engine.worker import Worker
 from onair.errors import (
     Forbidden,
@@ -149,14 +149,10 @@ class Engine:
             new.operation.type, new.operation.parameters, "operation.parameters"
         )
         condition = parse_condition(new.condition.type, dict(new.condition.parameters))
+        check_floor(condition, self.settings.min_interval)
         policy = self._policy(new.operation.type, new.policy)
         trigger = condition.trigger(now)
-        first = trigger.next_after(None)
-        if first is not None and first < now and not isinstance(trigger, OneShot):
-            # A series counts from its creation: occurrences before it are not owed.
-            first = trigger.next_after(now - timedelta(microseconds=1))
-        if first is None:
-            raise InvalidParameters([Problem("the rule has no occurrence", "condition.parameters")])
+        first = first_due(condition, trigger, now)  # bounded: refused when not found
         grace = policy.misfire_grace
         if grace is not None and now - first > grace:
             raise InvalidParameters(
@@ -173,7 +169,7 @@ class Engine:
         held_from, held_until = (
             (None, None)
             if hold is None
-            else span(hold.seconds, first, lambda: trigger.next_after(first) if series else None)
+            else span(hold.seconds, first, lambda: following(trigger, first) if series else None)
         )
         task_id = new.id or new_id()
         values: dict[str, Any] = {

@@ -7,20 +7,25 @@ must be configured; and a run holds its output for the media's known duration (a
 playlist's in its mode, cut at `max_duration`), or, when that is not known (a looping mode
 without `max_duration`), until the series' next occurrence (a one-shot: until it is cancelled).
 
-A run plays through the `Player` on one output and pays for what it plays: a user's run takes
-`cost` credits per sound from its owner before the first one starts (as many sounds as it will
-play when that is known, else as many as the balance pays for, all in one transaction keyed by
-the run id), and gives back the credits of sounds it did not play when it ends, however it ends.
-A run the balance cannot pay one sound of fails with "insufficient credits" and plays nothing.
-System tasks (no owner) play free. docs/operations.md has the rules.
+A run plays through the `Player` on one output and pays for what it plays as it plays: a
+user's run takes `cost` credits from its owner just before each sound starts (into one
+transaction keyed by the run id), never the credits of a whole loop ahead, so the rest of the
+balance stays free for the owner's other tasks. A run the balance cannot pay the first sound of
+fails with "insufficient credits" and plays nothing; one that cannot pay a later sound stops
+there and fails with "credits ran out", saying how much it played. System tasks (no owner) play
+free.
+
+A looping run (`loop`, `loop_one`, `random`) of a series ends when the series' next occurrence
+is due, or at its `max_duration`, whichever comes first; a one-shot loop without `max_duration`
+plays until it is cancelled. docs/operations.md has the rules.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import itertools
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +39,7 @@ from onair.audio.library import Library, Playlist, PlaylistNotFound, Sound, Soun
 from onair.audio.player import Playback, Player
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters, plan
 from onair.engine.admission import ANYONE, Admission, Hold, Role
+from onair.engine.latestart import LateStart, decide, join_tracks
 from onair.engine.policies import Policy
 from onair.engine.registry import JSON, RunContext
 from onair.errors import InvalidInput, InvalidParameters, NotFound, OperationError, Problem
@@ -46,6 +52,15 @@ _POLICY = Policy(misfire_grace=timedelta(minutes=5))
 later is worse than none. No retries: a run that failed on the air is not replayed later."""
 
 
+ENDLESS = frozenset({"loop", "loop_one", "random"})
+"""The play modes whose plan never ends by itself."""
+
+HANDOVER = 0.5
+"""Seconds before its series' next occurrence a looping run stops: its end is recorded and its
+output free when the next run is claimed (runs are claimed a little ahead of their instant, and
+an occurrence due while the previous run still plays is skipped)."""
+
+
 class InsufficientCredits(OperationError):
     def __init__(self, user_id: str, cost: int) -> None:
         super().__init__(
@@ -54,14 +69,35 @@ class InsufficientCredits(OperationError):
         )
 
 
+class CreditsRanOut(OperationError):
+    def __init__(self, user_id: str, cost: int, played: int) -> None:
+        super().__init__(
+            f"credits ran out: user {user_id} could not pay the {cost} credit(s) of the next "
+            f"sound after {played} played ({played * cost} credit(s) spent); the run stopped there."
+        )
+
+
 @dataclass
-class _Counter:
-    """Tracks handed to the player, which asks for each just before playing it."""
+class _Bill:
+    """Tracks handed to the player, each paid for just before it starts (the player asks for
+    the next one only then)."""
 
+    play: _Play
+    context: RunContext
     started: int = 0
+    ran_out: bool = False
 
-    def count(self, paths: Sequence[Path]) -> Iterator[Path]:
+    async def pay_each(self, paths: Iterable[Path]) -> AsyncGenerator[Path, None]:
+        """`paths`, as long as the owner pays for them. Raises InsufficientCredits when not
+        even the first is paid for; stops (with `ran_out`) at the first one that is not."""
         for path in paths:
+            if not await self.play._pay_one(self.context):
+                owner = self.context.owner
+                assert owner is not None  # system tasks play free
+                if self.started == 0:
+                    raise InsufficientCredits(owner, self.play.cost)
+                self.ran_out = True
+                return
             self.started += 1
             yield path
 
@@ -109,6 +145,13 @@ class _Play:
     async def _lookup(self, media_id: UUID) -> Sound | Playlist:
         raise TypeError(f"{type(self).__name__} must define _lookup()")
 
+    @staticmethod
+    def _late(parameters: Any, context: RunContext, duration: float | None) -> LateStart:
+        """The late-start decision against the run's due instant (`onair.engine.latestart`)."""
+        return decide(
+            parameters.late_start, parameters.late_grace, context.due, context.clock.now(), duration
+        )
+
     def _rng(self) -> random.Random:
         return random.Random(self.seed)
 
@@ -118,46 +161,36 @@ class _Play:
         tracks: Sequence[Sound],
         output: str | None,
         max_duration: float | None = None,
+        offset: float = 0.0,
     ) -> tuple[list[Playback], int]:
-        """Play `tracks` (paid for first; any not paid for are dropped) and return the
-        playbacks and the credits spent."""
+        """Play `tracks`, the first from `offset` seconds into it, each paid for as it starts,
+        and return the playbacks and the credits spent. Raises InsufficientCredits (nothing
+        played), CreditsRanOut (some played)."""
         name = self.player.output(output)
-        paid = await self._reserve(context, len(tracks))
-        counter = _Counter()
-        playbacks: list[Playback] = []
-        try:
-            paths = [self.library.file(t) for t in tracks[:paid]]
+        bill = _Bill(self, context)
+        async with contextlib.aclosing(
+            bill.pay_each(self.library.file(t) for t in tracks)
+        ) as paths:
             playbacks = await self.player.play_many(
-                counter.count(paths), name, max_duration=max_duration
+                paths, name, max_duration=max_duration, offset=offset
             )
-        finally:
-            # The last track handed over was not played when the run ended by its max duration.
-            played = len(playbacks) if playbacks else counter.started
-            await asyncio.shield(self._refund(context, paid - played))
-        return playbacks, played * self._cost(context)
+        if bill.ran_out:
+            assert context.owner is not None
+            raise CreditsRanOut(context.owner, self.cost, bill.started)
+        return playbacks, len(playbacks) * self._cost(context)
 
     def _cost(self, context: RunContext) -> int:
         return 0 if context.owner is None else self.cost
 
-    async def _reserve(self, context: RunContext, wanted: int) -> int:
-        """Sounds paid for out of `wanted`; raises InsufficientCredits when not even one."""
-        if context.owner is None or wanted == 0:
-            return wanted
+    async def _pay_one(self, context: RunContext) -> bool:
+        """Take the price of one sound from the run's owner; False when the balance cannot
+        pay it (system tasks and free sounds are always paid for)."""
+        if context.owner is None or self.cost == 0:
+            return True
         paid = await self.accounts.spend(
-            context.owner,
-            run_id=context.run_id,
-            task_id=context.task_id,
-            cost=self.cost,
-            wanted=wanted,
+            context.owner, run_id=context.run_id, task_id=context.task_id, cost=self.cost, wanted=1
         )
-        if paid == 0:
-            raise InsufficientCredits(context.owner, self.cost)
-        return paid
-
-    async def _refund(self, context: RunContext, sounds: int) -> None:
-        if context.owner is None or sounds <= 0 or self.cost == 0:
-            return
-        await self.accounts.refund(context.owner, run_id=context.run_id, credits=sounds * self.cost)
+        return paid == 1
 
     async def _media(self, getter: Any, media_id: UUID) -> Any:
         try:
@@ -178,10 +211,26 @@ class PlaySound(_Play):
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
     ) -> JSON:
         """`{sound_id, name, output, duration_seconds, seconds_played, started, ended,
-        credits_spent}`: the whole sound, played once."""
+        credits_spent, late_start}`: the sound, played once (from `late_start.offset_seconds`
+        when a late run joined it; not at all, free, when it skipped: `started` and `ended`
+        are then None)."""
         assert isinstance(parameters, PlaySoundParameters)
         sound: Sound = await self._media(self.library.sound, parameters.sound_id)
-        playbacks, spent = await self._play(context, [sound], parameters.output)
+        late = self._late(parameters, context, sound.duration_seconds)
+        if not late.plays:
+            context.logger.info("play_sound %s: skipped, %.3f s late", sound.id, late.lateness)
+            return {
+                "sound_id": str(sound.id),
+                "name": sound.name,
+                "output": self.player.output(parameters.output),
+                "duration_seconds": sound.duration_seconds,
+                "seconds_played": 0.0,
+                "started": None,
+                "ended": None,
+                "credits_spent": 0,
+                "late_start": late.as_json(),
+            }
+        playbacks, spent = await self._play(context, [sound], parameters.output, offset=late.offset)
         [playback] = playbacks
         return {
             "sound_id": str(sound.id),
@@ -192,6 +241,7 @@ class PlaySound(_Play):
             "started": playback.started.isoformat(),
             "ended": playback.ended.isoformat(),
             "credits_spent": spent,
+            "late_start": late.as_json(),
         }
 
 
@@ -207,8 +257,10 @@ class PlayPlaylist(_Play):
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
     ) -> JSON:
         """`{playlist_id, name, play_mode, shuffle, output, tracks: [{position, sound_id, name,
-        seconds_played, started, ended}], seconds_played, credits_spent}`; `position` is the
-        track's 0-based place in the playlist."""
+        seconds_played, started, ended, offset_seconds}], seconds_played, credits_spent,
+        late_start}`; `position` is the track's 0-based place in the playlist. A late run that
+        joins skips the tracks the lateness covers (unpaid), enters the next one at the
+        remainder, and ends when `max_duration` after the due instant is reached."""
         assert isinstance(parameters, PlayPlaylistParameters)
         playlist: Playlist = await self._media(self.library.playlist, parameters.playlist_id)
         order = plan(
@@ -216,8 +268,18 @@ class PlayPlaylist(_Play):
         )
         positions = list(itertools.islice(order, self._wanted(parameters, playlist)))
         tracks = [playlist.tracks[i] for i in positions]
-        playbacks, spent = await self._play(
-            context, tracks, parameters.output, parameters.max_duration
+        late = self._late(parameters, context, _total(tracks, parameters.max_duration))
+        max_duration, into = parameters.max_duration, 0.0
+        if late.action == "joined":
+            first, into = join_tracks([t.duration_seconds for t in tracks], late.offset)
+            positions, tracks = positions[first:], tracks[first:]
+            if max_duration is not None:
+                max_duration -= late.offset
+        max_duration = self._limit(parameters, context, max_duration)
+        playbacks, spent = (
+            await self._play(context, tracks, parameters.output, max_duration, into)
+            if late.plays and tracks
+            else ([], 0)
         )
         played = [
             {
@@ -227,6 +289,7 @@ class PlayPlaylist(_Play):
                 "seconds_played": round(playback.seconds_played, 3),
                 "started": playback.started.isoformat(),
                 "ended": playback.ended.isoformat(),
+                "offset_seconds": round(playback.offset, 3),
             }
             for position, track, playback in zip(positions, tracks, playbacks, strict=False)
         ]
@@ -239,7 +302,22 @@ class PlayPlaylist(_Play):
             "tracks": played,
             "seconds_played": round(sum(p.seconds_played for p in playbacks), 3),
             "credits_spent": spent,
+            "late_start": late.as_json(),
         }
+
+    @staticmethod
+    def _limit(
+        parameters: PlayPlaylistParameters, context: RunContext, limit: float | None
+    ) -> float | None:
+        """Seconds the run may play: `limit` (what `max_duration` leaves), and for a looping
+        mode of a series no later than the series' next occurrence (None: until cancelled, or
+        the plan's end)."""
+        following = context.next_occurrence
+        if parameters.play_mode in ENDLESS and following is not None:
+            left = (following - context.clock.now()).total_seconds() - HANDOVER
+            left = max(left, 0.0)
+            limit = left if limit is None else min(limit, left)
+        return limit
 
     @staticmethod
     def _wanted(parameters: PlayPlaylistParameters, playlist: Playlist) -> int:
@@ -253,6 +331,12 @@ class PlayPlaylist(_Play):
             return MAX_TRACKS
         shortest = max(min(t.duration_seconds for t in playlist.tracks), 0.1)
         return min(MAX_TRACKS, int(parameters.max_duration / shortest) + 1)
+
+
+def _total(tracks: Sequence[Sound], max_duration: float | None) -> float:
+    """Seconds the planned tracks last, cut at `max_duration`."""
+    seconds = sum(t.duration_seconds for t in tracks)
+    return seconds if max_duration is None else min(seconds, max_duration)
 
 
 def known_duration(
