@@ -22,7 +22,7 @@ instants as aware UTC and keep the zone.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -35,7 +35,7 @@ from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
 from onair.config import RetriesSettings
 from onair.engine.admission import SYSTEM, Caller
-from onair.engine.conditions import Condition, parse_condition, validate
+from onair.engine.conditions import MAX_COUNT, Condition, parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Run, Spec, Status, Task
 from onair.engine.policies import Retry
@@ -106,7 +106,7 @@ class TaskCreate(BaseModel):
         None, max_length=256, validate_default=True, description="Required with `cron`."
     )
     recurrence_count: int | None = Field(
-        None, ge=1, validate_default=True, description="Runs in all; none: no end."
+        None, ge=1, le=MAX_COUNT, validate_default=True, description="Runs in all; none: no end."
     )
     parameters: dict[str, Any] = Field(default_factory=dict)
     allow_overlap: bool = Field(
@@ -421,9 +421,10 @@ class TaskService:
         on, finished before `finished_before` if given."""
         return await self.engine.clean(finished_before, **_scope(caller))
 
-    async def index(self, caller: Caller) -> dict[Status, list[UUID]]:
-        """The ids of the caller's tasks (an admin's: every task), by status."""
-        return await self.engine.index(**_scope(caller))
+    def index_pages(self, caller: Caller) -> AsyncGenerator[tuple[Status, list[UUID]]]:
+        """The ids of the caller's tasks (an admin's: every task), by status, a page at a
+        time (`Engine.index_pages`)."""
+        return self.engine.index_pages(**_scope(caller))
 
     async def page(
         self,

@@ -128,6 +128,7 @@ async def test_play_into_a_file_takes_real_time_and_writes_the_sound(
         "seconds_played": round(playback.seconds_played, 3),
         "started": playback.started.isoformat(),
         "ended": playback.ended.isoformat(),
+        "offset_seconds": 0.0,
     }
     assert playback.started.tzinfo == UTC
     assert (playback.ended - playback.started).total_seconds() == pytest.approx(

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import subprocess
 import uuid
+from array import array
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from onair.operations.stream import (
 )
 from onair.timeutil import SystemClock
 from tests.fakes import FakeEvent, Logged, Neighbours, neighbour_settings, served_neighbours
+from tests.fakes.server import Fault
 
 FAST = (0.01, 0.02, 0.04)
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -244,7 +247,15 @@ async def test_replay_is_reserved_at_minus_10s_and_streamed_from_minus_1s(
         "reserved": result["reserved"],
         "started": result["started"],
         "finished": result["finished"],
+        "late_start": {
+            "policy": "join",
+            "grace_seconds": 1.0,
+            "lateness_seconds": result["late_start"]["lateness_seconds"],
+            "action": "on_time",
+            "offset_seconds": 0.0,
+        },
     }
+    assert abs(result["late_start"]["lateness_seconds"]) < 1.0
     (reserved,) = fakes.emistream.reservations
     assert re.fullmatch(r"[0-9a-f]{32}", reserved.token)
     assert (reserved.at - replay.start_utc).total_seconds() == pytest.approx(-10, abs=1.5)
@@ -262,6 +273,71 @@ async def test_replay_is_reserved_at_minus_10s_and_streamed_from_minus_1s(
     )
     (records,) = _exactly(fakes.emirecords.logged("GET"), f"/records/{replay.live.id}")
     assert records.query["before"] == replay.start.isoformat()
+
+
+async def _frequency(path: Path, skip: float = 0.2) -> float:
+    """The tone's frequency in `path` (Hz), from zero crossings after `skip` seconds."""
+    process = await asyncio.create_subprocess_exec(
+        ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-ss", f"{skip}",
+        "-ac", "1", "-ar", "8000", "-f", "s16le", "-",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    raw, _ = await process.communicate()
+    samples = array("h", raw)
+    crossings = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
+    return crossings / 2 / (len(samples) / 8000)
+
+
+@pytest.fixture(scope="module")
+def two_tones(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """7 s: 440 Hz for 2 s, then 880 Hz."""
+    path = tmp_path_factory.mktemp("recording") / "two-tones.ogg"
+    subprocess.run(
+        [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         "sine=frequency=440:duration=2[a];sine=frequency=880:duration=5[b];[a][b]concat=v=0:a=1",
+         "-c:a", "libvorbis", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path.read_bytes()
+
+
+async def test_a_late_broadcast_joins_the_recording_and_ends_with_its_slot(
+    fakes: Neighbours, clients: Clients, two_tones: bytes, tmp_path: Path
+) -> None:
+    """The download is slowed by 3.5 s, so ffmpeg starts about 3 s late: the listener hears the
+    recording from 3 s in (its second half, at 880 Hz) and the broadcast ends with the slot."""
+    start_utc, start = _ahead(1.0)
+    slot = timedelta(seconds=6.5)  # the recording's 7 s, less the 0.5 s ffmpeg starts early
+    show = uuid.uuid4()
+    replay = fakes.emishows.add_event(start, start + slot, type="replay", show_id=show)
+    day = start - timedelta(days=1)
+    live = fakes.emishows.add_event(day, day + slot, type="live", show_id=show)
+    fakes.emirecords.add(live.id, day, two_tones)
+    fakes.emirecords.inject(Fault(path=f"/records/{live.id}/", delay=3.5))
+    patient = Emirecords(fakes.settings("emirecords", timedelta(seconds=10)), retry_delays=FAST)
+    stream = make_stream(
+        replace(clients, emirecords=patient), fakes, tmp_path / "cache",
+        reserve_before=timedelta(seconds=0.8), start_before=timedelta(seconds=0.5),
+    )  # fmt: skip
+    out = tmp_path / "joined.ogg"
+
+    async with (
+        patient,
+        Listener(fakes.emistream.srt_port, TOKEN, out) as listener,
+        asyncio.timeout(30),
+    ):
+        result = await stream.run({"id": str(replay.id), "start": start.isoformat()}, {}, context())
+        await listener.finished()
+
+    late = result["late_start"]
+    assert (late["policy"], late["action"]) == ("join", "joined")
+    assert 2.5 <= late["offset_seconds"] <= 4.5
+    assert late["offset_seconds"] == late["lateness_seconds"]
+    finished = _utc(result["finished"])
+    assert abs((finished - (start_utc + slot)).total_seconds()) < 1.0
+    heard = await duration(out)
+    assert heard == pytest.approx(7.0 - late["offset_seconds"], abs=0.7)
+    assert await _frequency(out) == pytest.approx(880, rel=0.05)
 
 
 async def test_a_busy_stream_is_reserved_after_emistream_announces_it_free(

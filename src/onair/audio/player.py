@@ -66,6 +66,8 @@ class Playback:
     seconds_played: float
     started: datetime
     ended: datetime
+    offset: float = 0.0
+    """Seconds of the file skipped at its start (a late run that joined)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class Playback:
             "seconds_played": round(self.seconds_played, 3),
             "started": self.started.isoformat(),
             "ended": self.ended.isoformat(),
+            "offset_seconds": round(self.offset, 3),
         }
 
 
@@ -157,9 +160,15 @@ class Player:
             await asyncio.wait(processes)
 
     async def play(
-        self, path: Path, output: str | None = None, *, busy_timeout: float | None = None
+        self,
+        path: Path,
+        output: str | None = None,
+        *,
+        busy_timeout: float | None = None,
+        offset: float = 0.0,
     ) -> Playback:
-        """Play all of `path` on `output` (the default when None), in real time.
+        """Play all of `path` on `output` (the default when None), in real time, from `offset`
+        seconds into it.
 
         Returns when the file has been played. Cancelling the awaiting task stops the audio
         within a second and reaps ffmpeg before the cancellation propagates.
@@ -173,7 +182,7 @@ class Player:
         """
         name = self.output(output)
         async with self._hold(name, busy_timeout, Path(path).name):
-            return await self._play(name, Path(path), limit=None)
+            return await self._play(name, Path(path), limit=None, offset=offset)
 
     async def play_many(
         self,
@@ -182,9 +191,11 @@ class Player:
         *,
         max_duration: float | None = None,
         busy_timeout: float | None = None,
+        offset: float = 0.0,
     ) -> list[Playback]:
         """Play `paths` one after the other on `output`, holding the output for the whole run so
-        that no other playback slips in between two tracks.
+        that no other playback slips in between two tracks. The first track starts `offset`
+        seconds into its file (a late run that joined), the others from their start.
 
         `paths` may be endless (a looping playlist plan); the run then lasts until it is
         cancelled or `max_duration` seconds have passed since its first track started. At that
@@ -212,7 +223,8 @@ class Player:
                 except StopAsyncIteration:
                     break
                 self._playing[name] = f"{Path(path).name} (track {len(playbacks) + 1})"
-                playbacks.append(await self._play(name, Path(path), limit=limit))
+                seek = 0.0 if playbacks else offset
+                playbacks.append(await self._play(name, Path(path), limit=limit, offset=seek))
         return playbacks
 
     @contextlib.asynccontextmanager
@@ -237,7 +249,9 @@ class Player:
             self._playing.pop(name, None)
             lock.release()
 
-    async def _play(self, name: str, path: Path, limit: float | None) -> Playback:
+    async def _play(
+        self, name: str, path: Path, limit: float | None, offset: float = 0.0
+    ) -> Playback:
         output = self._outputs[name]
         burst = ["-readrate_initial_burst", f"{output.initial_burst:g}"]
         supports_burst = await self._supports_burst()
@@ -249,6 +263,8 @@ class Player:
             "error",
             *(burst if supports_burst else []),
             "-re",
+            # Input seeking: ffmpeg decodes from `offset` exactly, and paces from there.
+            *([] if offset <= 0 else ["-ss", f"{offset:.3f}"]),
             "-i",
             f"file:{path}",  # never read as a protocol, whatever the file is called
             "-map",
@@ -276,7 +292,7 @@ class Player:
             self._processes.discard(process)
         seconds = time.monotonic() - start
         logger.info("Played %s on %s for %.2f s", path.name, name, seconds)
-        return Playback(name, path, seconds, started, self._clock.now())
+        return Playback(name, path, seconds, started, self._clock.now(), offset)
 
     async def _supports_burst(self) -> bool:
         """Whether this ffmpeg knows `-readrate_initial_burst` (6.1 and later). Before 6.1 `-re`

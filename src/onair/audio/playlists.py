@@ -18,6 +18,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from onair.engine.latestart import LatePolicy, grace_field, policy_field
+
 PlayMode = Literal["continuous", "single", "loop", "loop_one", "random"]
 
 
@@ -26,6 +28,8 @@ class PlaySoundParameters(BaseModel):
     output: str | None = Field(
         None, min_length=1, description="Name of a configured output; None: the default one."
     )
+    late_start: LatePolicy = policy_field("full")
+    late_grace: float = grace_field()
 
 
 class PlayPlaylistParameters(BaseModel):
@@ -52,6 +56,8 @@ class PlayPlaylistParameters(BaseModel):
             "starts after it. None: looping modes play until the run is cancelled."
         ),
     )
+    late_start: LatePolicy = policy_field("full")
+    late_grace: float = grace_field()
 
 
 def plan(mode: PlayMode, count: int, rng: random.Random, *, shuffle: bool = False) -> Iterator[int]:

@@ -20,6 +20,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime
 from pydantic.alias_generators import to_camel
 
+from onair.engine.latestart import LatePolicy, grace_field, policy_field
+
 EventType = Literal["live", "replay", "prerecorded"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
@@ -172,9 +174,12 @@ StreamEvent = Annotated[AvailabilityChanged | OtherStreamEvent, Field(union_mode
 
 class StreamParameters(BaseModel):
     """The parameters of a `stream` task (`onair.operations.stream`): the event's `id`, and
-    `start`, the instance's start as naive wall time in the event's own time zone."""
+    `start`, the instance's start as naive wall time in the event's own time zone. The
+    late-start policy (`onair.engine.latestart`) is onair's own; the reference has none."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: UUID
     start: NaiveDatetime
+    late_start: LatePolicy = policy_field("join")
+    late_grace: float = grace_field()

@@ -39,6 +39,7 @@ from onair.audio.library import Library, Playlist, PlaylistNotFound, Sound, Soun
 from onair.audio.player import Playback, Player
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters, plan
 from onair.engine.admission import ANYONE, Admission, Hold, Role
+from onair.engine.latestart import LateStart, decide, join_tracks
 from onair.engine.policies import Policy
 from onair.engine.registry import JSON, RunContext
 from onair.errors import InvalidInput, InvalidParameters, NotFound, OperationError, Problem
@@ -144,6 +145,13 @@ class _Play:
     async def _lookup(self, media_id: UUID) -> Sound | Playlist:
         raise TypeError(f"{type(self).__name__} must define _lookup()")
 
+    @staticmethod
+    def _late(parameters: Any, context: RunContext, duration: float | None) -> LateStart:
+        """The late-start decision against the run's due instant (`onair.engine.latestart`)."""
+        return decide(
+            parameters.late_start, parameters.late_grace, context.due, context.clock.now(), duration
+        )
+
     def _rng(self) -> random.Random:
         return random.Random(self.seed)
 
@@ -153,15 +161,19 @@ class _Play:
         tracks: Sequence[Sound],
         output: str | None,
         max_duration: float | None = None,
+        offset: float = 0.0,
     ) -> tuple[list[Playback], int]:
-        """Play `tracks`, each paid for as it starts, and return the playbacks and the credits
-        spent. Raises InsufficientCredits (nothing played), CreditsRanOut (some played)."""
+        """Play `tracks`, each paid for as it starts, the first from `offset` seconds into it,
+        and return the playbacks and the credits spent. Raises InsufficientCredits (nothing
+        played), CreditsRanOut (some played)."""
         name = self.player.output(output)
         bill = _Bill(self, context)
         async with contextlib.aclosing(
             bill.pay_each(self.library.file(t) for t in tracks)
         ) as paths:
-            playbacks = await self.player.play_many(paths, name, max_duration=max_duration)
+            playbacks = await self.player.play_many(
+                paths, name, max_duration=max_duration, offset=offset
+            )
         if bill.ran_out:
             assert context.owner is not None
             raise CreditsRanOut(context.owner, self.cost, bill.started)
@@ -199,10 +211,26 @@ class PlaySound(_Play):
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
     ) -> JSON:
         """`{sound_id, name, output, duration_seconds, seconds_played, started, ended,
-        credits_spent}`: the whole sound, played once."""
+        credits_spent, late_start}`: the sound, played once (from `late_start.offset_seconds`
+        when a late run joined it; not at all, free, when it skipped: `started` and `ended`
+        are then None)."""
         assert isinstance(parameters, PlaySoundParameters)
         sound: Sound = await self._media(self.library.sound, parameters.sound_id)
-        playbacks, spent = await self._play(context, [sound], parameters.output)
+        late = self._late(parameters, context, sound.duration_seconds)
+        if not late.plays:
+            context.logger.info("play_sound %s: skipped, %.3f s late", sound.id, late.lateness)
+            return {
+                "sound_id": str(sound.id),
+                "name": sound.name,
+                "output": self.player.output(parameters.output),
+                "duration_seconds": sound.duration_seconds,
+                "seconds_played": 0.0,
+                "started": None,
+                "ended": None,
+                "credits_spent": 0,
+                "late_start": late.as_json(),
+            }
+        playbacks, spent = await self._play(context, [sound], parameters.output, offset=late.offset)
         [playback] = playbacks
         return {
             "sound_id": str(sound.id),
@@ -213,6 +241,7 @@ class PlaySound(_Play):
             "started": playback.started.isoformat(),
             "ended": playback.ended.isoformat(),
             "credits_spent": spent,
+            "late_start": late.as_json(),
         }
 
 
@@ -228,8 +257,10 @@ class PlayPlaylist(_Play):
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
     ) -> JSON:
         """`{playlist_id, name, play_mode, shuffle, output, tracks: [{position, sound_id, name,
-        seconds_played, started, ended}], seconds_played, credits_spent}`; `position` is the
-        track's 0-based place in the playlist."""
+        seconds_played, started, ended, offset_seconds}], seconds_played, credits_spent,
+        late_start}`; `position` is the track's 0-based place in the playlist. A late run that
+        joins skips the tracks the lateness covers (unpaid), enters the next one at the
+        remainder, and ends when `max_duration` after the due instant is reached."""
         assert isinstance(parameters, PlayPlaylistParameters)
         playlist: Playlist = await self._media(self.library.playlist, parameters.playlist_id)
         order = plan(
@@ -237,8 +268,18 @@ class PlayPlaylist(_Play):
         )
         positions = list(itertools.islice(order, self._wanted(parameters, playlist)))
         tracks = [playlist.tracks[i] for i in positions]
-        playbacks, spent = await self._play(
-            context, tracks, parameters.output, self._limit(parameters, context)
+        late = self._late(parameters, context, _total(tracks, parameters.max_duration))
+        max_duration, into = parameters.max_duration, 0.0
+        if late.action == "joined":
+            first, into = join_tracks([t.duration_seconds for t in tracks], late.offset)
+            positions, tracks = positions[first:], tracks[first:]
+            if max_duration is not None:
+                max_duration -= late.offset
+        limit = self._limit(parameters.play_mode, max_duration, context)
+        playbacks, spent = (
+            await self._play(context, tracks, parameters.output, limit, into)
+            if late.plays and tracks
+            else ([], 0)
         )
         played = [
             {
@@ -248,6 +289,7 @@ class PlayPlaylist(_Play):
                 "seconds_played": round(playback.seconds_played, 3),
                 "started": playback.started.isoformat(),
                 "ended": playback.ended.isoformat(),
+                "offset_seconds": round(playback.offset, 3),
             }
             for position, track, playback in zip(positions, tracks, playbacks, strict=False)
         ]
@@ -260,15 +302,17 @@ class PlayPlaylist(_Play):
             "tracks": played,
             "seconds_played": round(sum(p.seconds_played for p in playbacks), 3),
             "credits_spent": spent,
+            "late_start": late.as_json(),
         }
 
     @staticmethod
-    def _limit(parameters: PlayPlaylistParameters, context: RunContext) -> float | None:
-        """Seconds the run may play: `max_duration`, and for a looping mode of a series no
-        later than the series' next occurrence (None: until cancelled, or the plan's end)."""
-        limit = parameters.max_duration
+    def _limit(mode: str, max_duration: float | None, context: RunContext) -> float | None:
+        """Seconds the run may play from now: `max_duration` (what is left of it), and for a
+        looping mode of a series no later than HANDOVER before the series' next occurrence
+        (None: until cancelled, or the plan's end)."""
+        limit = max_duration
         following = context.next_occurrence
-        if parameters.play_mode in ENDLESS and following is not None:
+        if mode in ENDLESS and following is not None:
             left = (following - context.clock.now()).total_seconds() - HANDOVER
             left = max(left, 0.0)
             limit = left if limit is None else min(limit, left)
@@ -286,6 +330,12 @@ class PlayPlaylist(_Play):
             return MAX_TRACKS
         shortest = max(min(t.duration_seconds for t in playlist.tracks), 0.1)
         return min(MAX_TRACKS, int(parameters.max_duration / shortest) + 1)
+
+
+def _total(tracks: Sequence[Sound], max_duration: float | None) -> float:
+    """Seconds the planned tracks last, cut at `max_duration`."""
+    seconds = sum(t.duration_seconds for t in tracks)
+    return seconds if max_duration is None else min(seconds, max_duration)
 
 
 def known_duration(

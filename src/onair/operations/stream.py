@@ -13,6 +13,12 @@ The flow follows the reference (contracts/emischeduler.md §1.9) step by step:
 4. wait until `start_before` (1 s) before the start, then stream the file with ffmpeg as an SRT
    caller to emistream, in real time, and finish when it has all been sent.
 
+A broadcast that reaches step 4 later than `late_grace` (a slow download, a long wait for the
+reservation, a node that started late) follows its `late_start` policy (`onair.engine.latestart`):
+by default it *joins*: ffmpeg seeks into the recording by the lateness and stops at the
+instance's end, so the show follows the wall clock and does not overrun its slot. `full` plays
+the recording from its start; `skip` streams nothing. The result's `late_start` says which.
+
 Where onair differs from the reference, on purpose:
 
 * The replay look-back converts the instance's wall time to UTC before querying emishows, and
@@ -56,6 +62,7 @@ from onair.broadcast.clients import (
 from onair.broadcast.models import Event, Instance, Record, Reservation, StreamParameters
 from onair.config import StreamSettings
 from onair.engine.admission import STAFF, Admission, Hold, Role
+from onair.engine.latestart import decide
 from onair.engine.policies import Policy, Retry
 from onair.engine.registry import JSON, RunContext
 from onair.errors import OperationError
@@ -125,15 +132,21 @@ class _Source:
     download: Download
 
 
-def ffmpeg_arguments(path: Path, token: str, ip: str, port: int) -> list[str]:
+def ffmpeg_arguments(
+    path: Path, token: str, ip: str, port: int, offset: float = 0.0, limit: float | None = None
+) -> list[str]:
     """ffmpeg's arguments for one broadcast: the reference's, plus the page duration explained in
-    the module docstring."""
+    the module docstring; a late broadcast that joins starts `offset` seconds into the file
+    (input seeking: from the Ogg page at or before it, as the stream is copied) and stops after
+    `limit` seconds."""
     return [
         "-re",
+        *([] if offset <= 0 else ["-ss", f"{offset:.3f}"]),
         "-f",
         "ogg",
         "-i",
         str(path),
+        *([] if limit is None else ["-t", f"{max(limit, 0.0):.3f}"]),
         "-acodec",
         "copy",
         "-f",
@@ -191,8 +204,9 @@ class Stream:
     async def run(
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
     ) -> JSON:
-        """Returns `{"event", "start", "source", "bytes", "reserved", "started", "finished"}`;
-        times are naive UTC like the rest of the Tasks API.
+        """Returns `{"event", "start", "source", "bytes", "reserved", "started", "finished",
+        "late_start"}`; times are naive UTC like the rest of the Tasks API (`finished` is None
+        when the late-start policy skipped the broadcast).
 
         Raises:
             StreamError: one of the named failures above.
@@ -231,13 +245,30 @@ class Stream:
             reserved = context.clock.now()
             log.info("stream %s: reserved emistream at %s", event.id, reserved.isoformat())
 
-            await context.sleep_until(start - self.settings.start_before)
+            planned = start - self.settings.start_before
+            await context.sleep_until(planned)
             started = context.clock.now()
-            await run_ffmpeg(
-                ffmpeg_arguments(destination, reservation.credentials.token, ip, self.srt_port)
+            end = as_utc(instance.end, tz)
+            late = decide(
+                params.late_start,
+                params.late_grace,
+                planned,
+                started,
+                (end - planned).total_seconds(),
             )
-            finished = context.clock.now()
-            log.info("stream %s: streamed until %s", event.id, finished.isoformat())
+            finished: datetime | None = None
+            if late.plays:
+                limit = (end - started).total_seconds() if late.action == "joined" else None
+                if late.action != "on_time":
+                    log.info("stream %s: %.3f s late, %s", event.id, late.lateness, late.action)
+                token = reservation.credentials.token
+                await run_ffmpeg(
+                    ffmpeg_arguments(destination, token, ip, self.srt_port, late.offset, limit)
+                )
+                finished = context.clock.now()
+                log.info("stream %s: streamed until %s", event.id, finished.isoformat())
+            else:
+                log.info("stream %s: skipped, %.3f s late", event.id, late.lateness)
         finally:
             with contextlib.suppress(OSError):
                 await asyncio.shield(anyio.Path(destination).unlink(missing_ok=True))
@@ -252,7 +283,8 @@ class Stream:
             "bytes": source.download.size,
             "reserved": naive_utc(reserved).isoformat(),
             "started": naive_utc(started).isoformat(),
-            "finished": naive_utc(finished).isoformat(),
+            "finished": None if finished is None else naive_utc(finished).isoformat(),
+            "late_start": late.as_json(),
         }
 
     async def _instance(self, event: Event, tz: ZoneInfo, start: datetime) -> Instance:
