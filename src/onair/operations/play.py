@@ -163,7 +163,7 @@ class _Play:
         max_duration: float | None = None,
         offset: float = 0.0,
     ) -> tuple[list[Playback], int]:
-        """Play `tracks`, each paid for as it starts, the first from `offset` seconds into it,
+        """Play `tracks`, the first from `offset` seconds into it, each paid for as it starts,
         and return the playbacks and the credits spent. Raises InsufficientCredits (nothing
         played), CreditsRanOut (some played)."""
         name = self.player.output(output)
@@ -275,9 +275,9 @@ class PlayPlaylist(_Play):
             positions, tracks = positions[first:], tracks[first:]
             if max_duration is not None:
                 max_duration -= late.offset
-        limit = self._limit(parameters.play_mode, max_duration, context)
+        max_duration = self._limit(parameters, context, max_duration)
         playbacks, spent = (
-            await self._play(context, tracks, parameters.output, limit, into)
+            await self._play(context, tracks, parameters.output, max_duration, into)
             if late.plays and tracks
             else ([], 0)
         )
@@ -306,13 +306,14 @@ class PlayPlaylist(_Play):
         }
 
     @staticmethod
-    def _limit(mode: str, max_duration: float | None, context: RunContext) -> float | None:
-        """Seconds the run may play from now: `max_duration` (what is left of it), and for a
-        looping mode of a series no later than HANDOVER before the series' next occurrence
-        (None: until cancelled, or the plan's end)."""
-        limit = max_duration
+    def _limit(
+        parameters: PlayPlaylistParameters, context: RunContext, limit: float | None
+    ) -> float | None:
+        """Seconds the run may play: `limit` (what `max_duration` leaves), and for a looping
+        mode of a series no later than the series' next occurrence (None: until cancelled, or
+        the plan's end)."""
         following = context.next_occurrence
-        if mode in ENDLESS and following is not None:
+        if parameters.play_mode in ENDLESS and following is not None:
             left = (following - context.clock.now()).total_seconds() - HANDOVER
             left = max(left, 0.0)
             limit = left if limit is None else min(limit, left)
