@@ -450,6 +450,11 @@ def _after_run(
         "last_outcome": end.outcome.value,
         "updated_at": now,
     }
+    # The task's `started_at` was the run's planned start (claims come a little early); its
+    # real start replaces it, unless a later run has started since (overlap `allow`).
+    started = end.started
+    if started is not None and (row["started_at"] is None or started >= row["started_at"]):
+        values["started_at"] = started
     next_at = row["next_at"]
     if end.outcome == Outcome.COMPLETED:
         values |= {"result": end.result, "error": None, "attempt": 1}
