@@ -240,6 +240,13 @@ class ScheduledTask(BaseModel):
     policy: dict[str, Any] | None = Field(
         None, description="The engine policy the task asked for (retries), if any."
     )
+    run_ends: str | None = Field(
+        None,
+        description=(
+            "How a run of a looping playlist (`loop`, `loop_one`, `random`) ends: at the "
+            "series' next occurrence, at `max_duration`, or only when cancelled."
+        ),
+    )
     error_message: str | None
     paused_at: UTCInstant | None = Field(None, description="Since when it is paused, if it is.")
     paused_by: str | None = Field(None, description="Who paused it.")
@@ -283,6 +290,7 @@ class ScheduledTask(BaseModel):
             next_attempt_at=task.retry_at,
             attempt=max(task.attempt, 1),
             policy=None if task.policy is None else dict(task.policy),
+            run_ends=_run_ends(task, recurrence),
             error_message=task.error,
             paused_at=task.paused_at,
             paused_by=task.paused_by,
@@ -322,6 +330,26 @@ class RunRecord(BaseModel):
             result=run.result,
             error_message=run.error,
         )
+
+
+_ENDLESS = ("loop", "loop_one", "random")
+
+
+def _run_ends(task: Task, recurrence: str) -> str | None:
+    """When a run of a looping play task ends (None: any other task, whose runs end by
+    themselves). The operation's rule (`onair.operations.play`), said where users look."""
+    parameters = task.operation.parameters
+    if task.operation.type != TaskType.PLAY_PLAYLIST or parameters.get("play_mode") not in _ENDLESS:
+        return None
+    limit = parameters.get("max_duration")
+    series = recurrence != RecurrenceType.NONE.value
+    if series and limit is not None:
+        return f"at the series' next occurrence or after {limit} s (max_duration), if sooner"
+    if series:
+        return "at the series' next occurrence"
+    if limit is not None:
+        return f"after {limit} s (max_duration)"
+    return "only when cancelled: a one-shot loop without max_duration plays until cancelled"
 
 
 _DATETIME = TypeAdapter(datetime)
@@ -624,7 +652,13 @@ class SchedulerService(TaskService):
         policy: Mapping[str, Any] | None = None,
     ) -> ScheduledTask:
         """Add a task for `user_id` (None: a system task). The Python API is trusted: any
-        registered type may be scheduled for anyone.
+        registered type may be scheduled for anyone, with any retry `policy`
+        (`{"retry": {"attempts": 3, "backoff": "PT30S"}}`).
+
+        Times: an aware `scheduled_at` is taken as is; a **naive** one is wall time in
+        `timezone`, so the seed's `datetime.utcnow() + timedelta(hours=2)` with
+        `timezone="America/New_York"` lands 7 hours from now in winter. Pass aware datetimes
+        (`datetime.now(UTC) + ...`). The answer's `scheduled_at` is the aware UTC instant.
 
         Raises:
             InvalidParameters: a wrong field, keyed by the argument's name.

@@ -4,7 +4,7 @@ An operation is a small async unit, `run(parameters, dependencies, context) -> J
 `Parameters` model validates a task's parameters when the task is created, so a task that
 cannot run is refused at the door instead of failing later. Cancellation is asyncio's: the
 engine cancels the asyncio task of a run, and an operation that holds a subprocess must kill and
-reap it in a `finally` (see `onair.audio.ffmpeg`).
+reap it in a `finally` (see `onair.ffmpeg`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class RunContext:
     """Which of the task's occurrences this run serves, counted from 1 (missed ones count).
     A retry serves the same occurrence as the run it retries, so an operation that must act
     once per occurrence keys its effect by (`task_id`, `occurrence`), not by `run_id`."""
+    next_occurrence: datetime | None = None
+    """When the series' following occurrence is due (None: a one-shot task, or the series'
+    last run): an operation that would otherwise run on endlessly (a looping playlist) ends
+    by then, so that a run never plays over the next one."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("onair.run"))
 
     async def sleep_until(self, instant: datetime) -> None:
