@@ -470,6 +470,33 @@ def tasks_move(
     console.print(f"moved {at} of {task_id} to {to}; next run at {task['next']}")
 
 
+@tasks_app.command("simulate")
+def tasks_simulate(
+    days: Annotated[float, typer.Option(min=0.01, max=31, help="How long a window.")] = 7,
+    start: Annotated[str | None, typer.Option(help="Its start (ISO 8601, UTC).")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Every run the caller's tasks would have in a window, with the policies applied, and
+    what would conflict (asked of the service: nothing is stored or run)."""
+    body: dict[str, Any] = {"days": days} | ({"start": start} if start else {})
+    answer = _call(url, "POST", "/tasks/simulate", body, token=token)
+    table = Table("due (UTC)", "local", "task", "operation", "outcome", "note")
+    for run in answer["runs"]:
+        outcome = run["outcome"] if run["outcome"] == "run" else f"[yellow]{run['outcome']}[/]"
+        table.add_row(
+            run["due"], run["local"], run["name"], run["operation"], outcome, run["note"] or ""
+        )
+    console.print(table)
+    for conflict in answer["conflicts"]:
+        console.print(
+            f"[red]conflict on {conflict['resource']} at {conflict['at']}: "
+            f"{conflict['first']} and {conflict['second']}[/red]"
+        )
+    if answer["truncated"]:
+        console.print("[yellow]some tasks or occurrences were left out (bounds)[/yellow]")
+
+
 @tasks_app.command("clean")
 def tasks_clean(
     older_than: Annotated[

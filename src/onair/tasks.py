@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -34,12 +35,14 @@ from pydantic_core import PydanticCustomError
 from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
 from onair.config import RetriesSettings
+from onair.engine import simulation
 from onair.engine.admission import SYSTEM, Caller, Role
 from onair.engine.calendar import Changes
 from onair.engine.conditions import MAX_COUNT, Condition, parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Run, Spec, Status, Task
-from onair.engine.policies import Retry
+from onair.engine.policies import Policy, Retry
+from onair.engine.simulation import Simulation
 from onair.engine.triggers import resolve
 from onair.engine.words import describe_spec
 from onair.errors import InvalidParameters, Problem, TaskFinished, TaskNotFound
@@ -429,6 +432,10 @@ def who(caller: Caller, by: str | None = None) -> str:
     return by or caller.owner or caller.role.value
 
 
+SIMULATED = 1000
+"""Pending (and, apart, running) tasks a simulation looks at, newest first."""
+
+
 class TaskService:
     """Tasks as callers may reach them, over one engine (see the module docstring)."""
 
@@ -497,6 +504,27 @@ class TaskService:
         if to is None:
             return await self.engine.skip(task_id, at)
         return await self.engine.move(task_id, at, to)
+
+    async def simulate(self, caller: Caller, start: datetime, end: datetime) -> Simulation:
+        """Every run the caller's tasks (an admin's: every task) would have in `[start, end)`,
+        with the policies applied, and what would conflict (`onair.engine.simulation`).
+        Looks at the `SIMULATED` newest pending and running tasks (`truncated` says when
+        there were more)."""
+        tasks: list[Task] = []
+        more = False
+        for status in (Status.RUNNING, Status.PENDING):
+            page, total = await self.page(
+                caller, any_owner=caller.admin, status=status, limit=SIMULATED
+            )
+            tasks += page
+            more = more or total > len(page)
+        rules = self.engine.rules
+
+        def policy(task: Task) -> Policy:
+            return rules.policy({"operation": task.operation.type, "policy": task.policy})
+
+        found = simulation.simulate(tasks, start, end, self.engine.clock.now(), policy)
+        return replace(found, truncated=found.truncated or more)
 
     async def clean(self, caller: Caller, finished_before: datetime | None) -> list[UUID]:
         """Remove finished tasks of the caller's (an admin's: anyone's) that no task depends

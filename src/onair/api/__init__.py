@@ -11,7 +11,18 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from onair.api import events, ical, media, monitoring, preview, scheduler, tasks, ui, users
+from onair.api import (
+    events,
+    ical,
+    media,
+    monitoring,
+    preview,
+    scheduler,
+    simulation,
+    tasks,
+    ui,
+    users,
+)
 from onair.api.deps import NO_TELEMETRY, ApiState
 from onair.api.errors import Shape, install_errors
 from onair.api.eventlog import EventLog
@@ -61,6 +72,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
             route
             for router in (
                 ical.router,
+                simulation.router,
                 tasks.router,
                 monitoring.tasks_router,
                 preview.router,
@@ -74,7 +86,12 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
     app.include_router(ical.public_router)
     ui.install(app)
     user_api = users.create_user_api(
-        scheduler.router, preview.user_router, events.user_router, media.router, ical.user_router
+        scheduler.router,
+        preview.user_router,
+        events.user_router,
+        media.router,
+        ical.user_router,
+        simulation.user_router,
     )
     app.mount("/api/v1", user_api)
     settings = node.settings

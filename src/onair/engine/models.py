@@ -98,6 +98,10 @@ class Task:
 
     changes: Any = None
     """Its single-occurrence changes, as stored (`onair.engine.calendar.Changes.of`)."""
+    resource: str | None = None
+    """What its runs hold (`onair.engine.admission`), e.g. `output:default`."""
+    hold: float | None = None
+    """Seconds a run holds it from its start (None: unknown, or until its next occurrence)."""
 
     @property
     def paused(self) -> bool:
@@ -143,6 +147,8 @@ class Task:
             paused_by=row.get("paused_by"),
             pause_note=row.get("pause_note"),
             changes=row.get("changes"),
+            resource=row.get("resource"),
+            hold=row.get("hold"),
             due_at=row["due_at"],
             attempt=row["attempt"],
         )

@@ -167,3 +167,38 @@ def _run(run: Run) -> dict[str, Any]:
         "outcome": run.outcome.value if run.outcome else None,
         "error": run.error,
     }
+
+
+WEEK = timedelta(days=7)
+
+
+async def week(service: TaskService, caller: Caller) -> dict[str, Any]:
+    """The next 7 days as the engine would run them (`TaskService.simulate`), for the week
+    view's grid by day and hour."""
+    now = service.engine.clock.now()
+    found = await service.simulate(caller, now, now + WEEK)
+    return {
+        "now": _instant(now),
+        "end": _instant(found.end),
+        "viewer": _viewer(caller),
+        "runs": [
+            {
+                **_summary(o.task),
+                "at": _instant(o.due),
+                "local": o.local.isoformat(),
+                "outcome": o.outcome,
+                "note": o.note,
+            }
+            for o in found.occurrences
+        ],
+        "conflicts": [
+            {
+                "resource": c.resource,
+                "at": _instant(c.second.due),
+                "first": _summary(c.first.task),
+                "second": _summary(c.second.task),
+            }
+            for c in found.conflicts
+        ],
+        "truncated": found.truncated,
+    }
