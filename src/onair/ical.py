@@ -37,6 +37,7 @@ from onair.engine.conditions import (
     parse_condition,
 )
 from onair.engine.core import Engine
+from onair.engine.dst import with_dst
 from onair.engine.models import Status, Task
 from onair.engine.triggers import Occurrence, OneShot, Trigger, Unbounded, search_budget
 from onair.engine.words import describe
@@ -74,7 +75,7 @@ def events(task: Task, now: datetime) -> list[Event]:
         return []
     try:
         condition = parse_condition(task.condition.type, dict(task.condition.parameters))
-        base = condition.trigger(task.created_at)
+        base = with_dst(condition.trigger(task.created_at), task.policy)
         with search_budget(_CANDIDATES):
             planned = _planned(task, condition, base, now + HORIZON)
     except (InvalidInput, Unbounded):
@@ -188,7 +189,7 @@ def _override(
     if why == "moved":
         note = f"Moved from {wall.isoformat()} to {local} (this occurrence only)."
     else:
-        note = f"{wall.isoformat()} does not exist in {zone.key} (DST): onair runs it at {local}."
+        note = f"{wall.isoformat()} in {zone.key} (DST): by onair's DST rule it runs at {local}."
     event["description"] = f"{event['description']}\n{note}"
     return event
 

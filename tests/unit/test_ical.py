@@ -169,7 +169,7 @@ def test_a_dst_move_is_an_override_that_says_why() -> None:
     [_, override] = calendar.walk("VEVENT")
     assert override["recurrence-id"].dt.replace(tzinfo=None) == datetime(2026, 3, 8, 2, 30)
     assert override.start.astimezone(UTC) == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # 03:00 EDT
-    assert "does not exist in America/New_York (DST)" in override["description"]
+    assert "in America/New_York (DST): by onair's DST rule it runs at" in override["description"]
     assert calendar.walk("VTIMEZONE")[0]["tzid"] == "America/New_York"
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from onair.engine.dst import DstPolicy, with_dst
 from onair.engine.triggers import Every, Occurrence, OneShot, Trigger, WallClock
 
 MAX_CHANGES = 200
@@ -109,7 +110,7 @@ class Changed:
 
 
 def _base_after(trigger: Trigger, instant: datetime | None) -> Occurrence | None:
-    if isinstance(trigger, OneShot | Every | WallClock):
+    if isinstance(trigger, OneShot | Every | WallClock | DstPolicy):
         return trigger.occurrence_after(instant)
     found = trigger.next_after(instant)
     return None if found is None else Occurrence(found)
@@ -119,6 +120,14 @@ def changed(trigger: Trigger, value: Any) -> Trigger:
     """`trigger` with the changes stored as `value` (the column) applied; itself if none."""
     changes = Changes.of(value)
     return Changed(trigger, changes) if changes else trigger
+
+
+def task_trigger(
+    trigger: Trigger, policy: Mapping[str, Any] | None, changes: Any = None
+) -> Trigger:
+    """A task's trigger: its rule's `trigger` under its DST policy (`onair.engine.dst`), with
+    its single-occurrence `changes` (as stored) applied."""
+    return changed(with_dst(trigger, policy), changes)
 
 
 def is_occurrence(trigger: Trigger, instant: datetime) -> bool:

@@ -23,6 +23,7 @@ from onair.config import EngineSettings
 from onair.engine import intake, occurrences, pausing, transitions
 from onair.engine.admission import ADMINS, SYSTEM, Admission, Caller, Role, span
 from onair.engine.conditions import check_floor, first_due, parse_condition, problems_of
+from onair.engine.dst import with_dst
 from onair.engine.events import Event, Events
 from onair.engine.models import FINISHED, NewTask, Record, Run, Status, Task
 from onair.engine.policies import Policy, describe
@@ -152,7 +153,7 @@ class Engine:
         condition = parse_condition(new.condition.type, dict(new.condition.parameters))
         check_floor(condition, self.settings.min_interval)
         policy = self._policy(new.operation.type, new.policy)
-        trigger = condition.trigger(now)
+        trigger = with_dst(condition.trigger(now), new.policy)
         first = first_due(condition, trigger, now)  # bounded: refused when not found
         grace = policy.misfire_grace
         if grace is not None and now - first > grace:

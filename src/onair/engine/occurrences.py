@@ -9,6 +9,7 @@ from uuid import UUID
 
 from onair.engine.admission import held
 from onair.engine.calendar import MAX_CHANGES, Changed, Changes, is_occurrence
+from onair.engine.dst import with_dst
 from onair.engine.models import Record, Status
 from onair.engine.transitions import ACTIVE, Rules, due
 from onair.engine.triggers import OneShot, Unbounded
@@ -57,7 +58,7 @@ async def _change(
     to: datetime | None,
 ) -> Record:
     task_id = row["id"]
-    base = rules.condition(row).trigger(row["created_at"])
+    base = with_dst(rules.condition(row).trigger(row["created_at"]), row["policy"])
     changes = Changes.of(row["changes"])
     next_at = row["next_at"]
     _check_original(base, changes, original, next_at)

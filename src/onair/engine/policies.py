@@ -65,6 +65,17 @@ class Policy(BaseModel):
             "run the latest of them once, at the resume."
         ),
     )
+    dst_gap: Literal["shift", "skip"] = Field(
+        "shift",
+        description=(
+            "A wall time its zone skips (DST gap): shift runs it at the first instant after "
+            "the gap; skip runs nothing for it."
+        ),
+    )
+    dst_fold: Literal["first", "second", "both"] = Field(
+        "first",
+        description="A wall time its zone shows twice (DST fold): which pass runs.",
+    )
     resource: Literal["exclusive", "shared"] = Field(
         "exclusive",
         description=(

@@ -7,13 +7,15 @@ found (the first one is proven, or the rule is refused, as `Engine.add` would)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from onair.engine.calendar import Changed, changed
+from onair.engine.calendar import Changed, task_trigger
 from onair.engine.conditions import Condition, check_floor, first_due, parse_condition
+from onair.engine.dst import DstPolicy, with_dst
 from onair.engine.models import Task
 from onair.engine.triggers import (
     MAX_CANDIDATES,
@@ -47,6 +49,7 @@ def preview(
     count: int = 10,
     after: datetime | None = None,
     changes: Any = None,
+    policy: Mapping[str, Any] | None = None,
 ) -> list[PreviewItem]:
     """The first `count` runs of `condition` for a task created at `created` (aware UTC),
     fewer when the series ends or its `limit` is smaller; with `after`, only runs strictly
@@ -54,7 +57,8 @@ def preview(
     instants found before the search's bound (`PREVIEW_CANDIDATES`), none when the first
     is not found within it. `changes` are the task's single-occurrence changes
     (`onair.engine.calendar`), as stored."""
-    trigger = changed(condition.trigger(created), changes)
+    trigger = task_trigger(condition.trigger(created), policy, changes)
+    rule = trigger.base if isinstance(trigger, Changed) else trigger
     zone = condition.zone
     wanted = count if condition.limit is None else min(count, condition.limit)
     items: list[PreviewItem] = []
@@ -68,6 +72,8 @@ def preview(
                 break
             local = found.utc.astimezone(zone)
             note = _note(found.wall, local, zone)
+            if isinstance(rule, DstPolicy):
+                note = rule.note(found) or note
             if isinstance(trigger, Changed) and (original := trigger.moved_from(found.utc)):
                 note = f"moved from {original.astimezone(zone).isoformat()}"
             items.append(PreviewItem(found.utc, local, note))
@@ -76,7 +82,7 @@ def preview(
 
 
 def _occurrence(trigger: Trigger, after: datetime | None) -> Occurrence | None:
-    if isinstance(trigger, OneShot | Every | WallClock | Changed):
+    if isinstance(trigger, OneShot | Every | WallClock | Changed | DstPolicy):
         return trigger.occurrence_after(after)
     instant = trigger.next_after(after)
     return None if instant is None else Occurrence(instant)
@@ -111,7 +117,11 @@ _TICK = timedelta(microseconds=1)
 
 
 def upcoming(
-    condition: Condition, now: datetime, count: int, floor: timedelta = timedelta(seconds=1)
+    condition: Condition,
+    now: datetime,
+    count: int,
+    floor: timedelta = timedelta(seconds=1),
+    policy: Mapping[str, Any] | None = None,
 ) -> list[PreviewItem]:
     """The first `count` runs of a task with `condition` added at `now` (aware UTC). A one-shot
     keeps its instant even when it is past (the misfire policy decides); a series starts at
@@ -122,10 +132,10 @@ def upcoming(
             it would run more often than `floor` (the node's `engine.min_interval`).
     """
     check_floor(condition, floor)
-    trigger = condition.trigger(now)
+    trigger = with_dst(condition.trigger(now), policy)
     first = first_due(condition, trigger, now)
     after = None if isinstance(trigger, OneShot) else first - _TICK
-    return preview(condition, now, count, after)
+    return preview(condition, now, count, after, policy=policy)
 
 
 def remaining(task: Task, count: int) -> list[PreviewItem]:
@@ -138,4 +148,5 @@ def remaining(task: Task, count: int) -> list[PreviewItem]:
         count = min(count, condition.limit - task.occurrences)
     if count <= 0:
         return []
-    return preview(condition, task.created_at, count, task.next_at - _TICK, task.changes)
+    after = task.next_at - _TICK
+    return preview(condition, task.created_at, count, after, task.changes, task.policy)

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from onair.engine.admission import held
-from onair.engine.calendar import changed
+from onair.engine.calendar import task_trigger
 from onair.engine.conditions import Condition, check_floor, parse_condition
 from onair.engine.events import Event
 from onair.engine.models import Outcome, Record, Status
@@ -112,7 +112,8 @@ class Rules:
 
     def trigger(self, row: Record) -> Trigger:
         """The task's trigger, with its single-occurrence changes (`onair.engine.calendar`)."""
-        return changed(self.condition(row).trigger(row["created_at"]), row.get("changes"))
+        trigger = self.condition(row).trigger(row["created_at"])
+        return task_trigger(trigger, row.get("policy"), row.get("changes"))
 
     def following(self, row: Record, instant: datetime) -> datetime | None:
         """The occurrence after `instant`, for how long a run holds its resource: None (open
@@ -216,7 +217,7 @@ async def _claim_one(
         check_floor(condition, rules.min_interval)
         limit = condition.limit
         remaining = None if limit is None else max(limit - row["occurrences"], 1)
-        trigger = changed(condition.trigger(row["created_at"]), row["changes"])
+        trigger = task_trigger(condition.trigger(row["created_at"]), row["policy"], row["changes"])
         decision = decide(trigger.next_after, remaining, row["due_at"], now, policy)
     except (InvalidInput, Unbounded) as error:
         await _fail_rule(conn, row, now, str(error))
