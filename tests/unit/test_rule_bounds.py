@@ -14,13 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from onair.engine.conditions import check_floor, first_due, parse_condition
-from onair.engine.preview import upcoming
+from onair.engine.preview import preview, upcoming
 from onair.engine.triggers import (
     HORIZON_YEARS,
     MAX_CANDIDATES,
     Unbounded,
     WallClock,
     _BoundedRRule,
+    search_budget,
 )
 from onair.errors import InvalidParameters
 
@@ -297,3 +298,20 @@ def test_the_bound_is_documented() -> None:
     text = (Path(__file__).parents[2] / "docs" / "scheduling.md").read_text()
     assert f"{HORIZON_YEARS} years" in text
     assert f"{MAX_CANDIDATES:,}" in text
+
+
+def test_a_nested_budget_spends_the_outer_one() -> None:
+    """The dashboard's timeline draws every task's preview from one budget: once it is spent,
+    a preview answers nothing (the page shows each task's next instant instead)."""
+    sparse = parse_condition("rrule", rrule("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO"))
+    with search_budget(7_000):  # one first occurrence costs ~6,300 candidates
+        assert len(preview(sparse, NOW, 1)) == 1
+        assert preview(sparse, NOW, 1) == []  # what is left does not reach 2044
+    assert len(preview(sparse, NOW, 1)) == 1  # outside, a preview has its own budget again
+
+
+def test_a_preview_stops_at_until() -> None:
+    hourly = parse_condition("rrule", rrule("FREQ=HOURLY"))
+    items = preview(hourly, NOW, 200, until=NOW + timedelta(hours=24))
+    assert len(items) == 35  # from DTSTART, 00:00 on the 3rd, to 10:00 on the 4th, inclusive
+    assert items[-1].utc == NOW + timedelta(hours=24)

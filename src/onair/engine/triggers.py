@@ -88,12 +88,18 @@ _shared: ContextVar[_Budget | None] = ContextVar("onair_search_budget", default=
 @contextlib.contextmanager
 def search_budget(candidates: int) -> Iterator[None]:
     """Within the block, every search draws on one budget of `candidates` in all (a preview of
-    many instants, or a page of them, is bounded as one search is); past it, `Unbounded`."""
-    token = _shared.set(_Budget(candidates, MAXYEAR))
+    many instants, or a page of them, is bounded as one search is); past it, `Unbounded`.
+    Nested, the inner budget is also held to what is left of the outer one, and spends it."""
+    outer = _shared.get()
+    allowed = candidates if outer is None else min(candidates, max(outer.candidates, 0))
+    budget = _Budget(allowed, MAXYEAR)
+    token = _shared.set(budget)
     try:
         yield
     finally:
         _shared.reset(token)
+        if outer is not None:
+            outer.candidates -= allowed - max(budget.candidates, 0)
 
 
 class Trigger(Protocol):
