@@ -43,8 +43,8 @@ def test_one_shot_beyond_grace_expires_with_how_late() -> None:
     assert decision.missed == 1
     assert decision.next_at is None
     assert decision.reason == (
-        "Expired: due at 2026-03-01T12:00:00+00:00, 1.5 min late, "
-        "beyond the misfire grace of 30.000 s."
+        "Expired: due at 2026-03-01T12:00:00+00:00, 1 minute 30 seconds late, "
+        "beyond the misfire grace of 30 seconds."
     )
 
 

@@ -26,7 +26,10 @@ from onair.engine.triggers import (
 from onair.errors import InvalidParameters
 
 NOW = datetime(2026, 12, 3, 10, tzinfo=UTC)
-REFUSAL_BUDGET = 0.1  # seconds: a refusal is answered within 100 ms (docs/scheduling.md)
+# seconds: the bound makes a refusal take ~100 ms at most (docs/scheduling.md); a test on a
+# loaded 2-core machine allows 1 s, the time the issue gives any answer, so it fails on a
+# search that is unbounded, not on a busy neighbour.
+REFUSAL_BUDGET = 1.0
 
 
 def refusal(type_: str, parameters: dict[str, Any]) -> tuple[dict[str | None, str], float]:

@@ -158,8 +158,8 @@ class Engine:
             raise InvalidParameters(
                 [
                     Problem(
-                        f"{first.isoformat()} is already {describe(now - first)} "
-                        f"past, beyond the misfire grace of {describe(grace)}",
+                        f"{first.isoformat()} was {describe(now - first)} ago, "
+                        f"beyond the misfire grace of {describe(grace)}",
                         "condition.parameters",
                     )
                 ]

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from onair.timeutil import human_duration
+
 
 class Retry(BaseModel):
     """How often a failed run is tried again, and after how long.
@@ -205,6 +207,6 @@ def _skip_ahead(
 
 
 def describe(delta: timedelta) -> str:
-    """A duration for people: milliseconds under a minute, minutes above."""
-    seconds = delta.total_seconds()
-    return f"{seconds:.3f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+    """A duration for people, in words (`50 ms`, `1 minute 30 seconds`, `2 years 335 days`):
+    a refusal or a missed run says how late in terms nobody has to convert."""
+    return human_duration(delta)
