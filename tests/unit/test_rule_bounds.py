@@ -4,6 +4,7 @@ accepted rule gives its next instant within the bound (a Hypothesis property).""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -257,8 +258,12 @@ starts = st.datetimes(datetime(1900, 1, 1), datetime(2200, 1, 1)).map(
 )
 
 
+RULE_EXAMPLES = int(os.environ.get("ONAIR_FUZZ_RULES", "200"))
+"""Rules the property is tried on: 200 in CI (a few seconds); `make fuzz` tries 5,000."""
+
+
 @settings(
-    max_examples=200,
+    max_examples=RULE_EXAMPLES,
     deadline=timedelta(seconds=2),
     suppress_health_check=[HealthCheck.too_slow],
 )
