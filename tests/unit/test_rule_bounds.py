@@ -342,3 +342,8 @@ def test_a_preview_stops_at_until() -> None:
     items = preview(hourly, NOW, 200, until=NOW + timedelta(hours=24))
     assert len(items) == 35  # from DTSTART, 00:00 on the 3rd, to 10:00 on the 4th, inclusive
     assert items[-1].utc == NOW + timedelta(hours=24)
+
+
+def test_a_start_with_a_fraction_of_a_second_keeps_its_first_occurrence() -> None:
+    condition = parse_condition("rrule", rrule("FREQ=HOURLY", start="2026-12-03T11:00:00.5"))
+    assert condition.trigger(NOW).next_after(None) == datetime(2026, 12, 3, 11, tzinfo=UTC)

@@ -312,7 +312,9 @@ class RRule(_Series):
         return min(counts) if counts else None
 
     def _anchor(self) -> datetime:
-        return self._wall(self.start)
+        """DTSTART: `start` as wall time, to the second (an RRULE has no finer resolution, and
+        dateutil drops the fraction: kept, it put the first occurrence before the start)."""
+        return self._wall(self.start).replace(microsecond=0)
 
     def trigger(self, created: datetime) -> Trigger:
         anchor = self._anchor()
