@@ -364,3 +364,77 @@ def test_a_preview_stops_at_until() -> None:
 def test_a_start_with_a_fraction_of_a_second_keeps_its_first_occurrence() -> None:
     condition = parse_condition("rrule", rrule("FREQ=HOURLY", start="2026-12-03T11:00:00.5"))
     assert condition.trigger(NOW).next_after(None) == datetime(2026, 12, 3, 11, tzinfo=UTC)
+
+
+CRON_FIELDS = [
+    st.sampled_from(["*", "0", "*/7", "5,35", "59"]),
+    st.sampled_from(["*", "0", "9-17", "*/5", "23"]),
+    st.sampled_from(["*", "1", "29", "30", "31", "L", "15-31/4"]),
+    st.sampled_from(["*", "2", "4,6,9,11", "1-3", "*/2"]),
+    st.sampled_from(["*", "1", "MON-FRI", "0,6", "5#5", "1L"]),
+]
+instants = st.one_of(
+    st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)),
+    st.sampled_from([datetime(1, 1, 1), datetime(1, 1, 2, 12), datetime(9999, 12, 31, 23)]),
+).map(lambda value: value.isoformat())
+ZONES = st.sampled_from(["UTC", "Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"])
+
+
+@st.composite
+def conditions(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    kind = draw(st.sampled_from(["at", "recurring", "cron", "interval"]))
+    parameters: dict[str, Any] = {"timezone": draw(ZONES)}
+    if kind == "at":
+        parameters["datetime"] = draw(instants)
+    elif kind == "cron":
+        parameters["expression"] = " ".join(draw(field) for field in CRON_FIELDS)
+    elif kind == "recurring":
+        parameters["frequency"] = draw(st.sampled_from(["hourly", "daily", "monthly", "yearly"]))
+        parameters["interval"] = draw(st.one_of(st.integers(-1, 30), st.integers(0, 2**70)))
+    else:
+        parameters["every"] = draw(
+            st.one_of(st.floats(allow_nan=True), st.integers(-10, 2**70), st.just("P18301D"))
+        )
+    if kind != "at":
+        for name in ("start", "until"):
+            if draw(st.booleans()):
+                parameters[name] = draw(instants)
+        if draw(st.booleans()):
+            parameters["count"] = draw(st.one_of(st.integers(0, 5), st.just(2**63)))
+    return kind, parameters
+
+
+@settings(max_examples=RULE_EXAMPLES, deadline=timedelta(seconds=2))
+@given(condition=conditions())
+def test_any_accepted_condition_gives_its_first_instant_within_the_bound(
+    condition: tuple[str, dict[str, Any]],
+) -> None:
+    """Every other condition type, with instants to the calendar's edges and integers beyond
+    64 bits: refused with a problem keyed under `condition.parameters`, or its first instant
+    (and a preview of the next ones) comes at once, never another error."""
+    kind, parameters = condition
+    began = time.perf_counter()
+    try:
+        first = _admit(kind, parameters)
+        items = upcoming(parse_condition(kind, parameters), NOW, 5)
+    except InvalidParameters as error:
+        refused = error
+    else:
+        refused = None
+    if refused is not None:
+        assert all(p.key and p.key.startswith("condition.parameters") for p in refused.problems)
+    else:
+        assert first.tzinfo is UTC
+        assert items[0].utc == first
+        assert [i.utc for i in items] == sorted({i.utc for i in items})
+    assert time.perf_counter() - began < 1.0
+
+
+def test_cron_keeps_its_minutes_far_ahead() -> None:
+    """Found by the property above: in 2515, a tick before 00:01 was 00:01 to croniter's float
+    timestamps, and the preview skipped it."""
+    condition = parse_condition("cron", {"expression": "* * * * *", "start": "2515-01-01T00:00:30"})
+    assert _admit("cron", {"expression": "* * * * *", "start": "2515-01-01T00:00:30"}) == datetime(
+        2515, 1, 1, 0, 1, tzinfo=UTC
+    )
+    assert [i.utc.minute for i in upcoming(condition, NOW, 3)] == [1, 2, 3]

@@ -333,10 +333,14 @@ class Cron:
 
     def after(self, wall: datetime, end: datetime | None = None) -> datetime | None:
         """croniter's own search, held to `HORIZON_YEARS` (it walks days and months, not
-        seconds, so its cost is bounded by the horizon)."""
+        seconds, so its cost is bounded by the horizon). `wall` goes in to the second: cron
+        instants are whole minutes, and croniter counts in float timestamps, which past the
+        year 2500 round 00:00:59.999999 up to the next minute and skip it."""
         try:
             found: datetime = croniter(
-                self.expression, wall, max_years_between_matches=HORIZON_YEARS
+                self.expression,
+                wall.replace(microsecond=0),
+                max_years_between_matches=HORIZON_YEARS,
             ).get_next(datetime)
         except CroniterBadDateError:
             if wall.year + HORIZON_YEARS >= MAXYEAR or (
