@@ -6,6 +6,8 @@ one `Settings` and passes its parts down; nothing here is read at import time.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -517,6 +519,31 @@ def settings_table() -> str:
         for name, default, description in _walk(Settings, "ONAIR_", Settings())
     ]
     return "\n".join(rows)
+
+
+def effective_settings(
+    settings: Settings, environ: Mapping[str, str], dotenv: Mapping[str, str | None]
+) -> list[tuple[str, str, str]]:
+    """Every setting as `settings` has it, with where its value came from: `(variable, value,
+    source)`, the source `environment`, `.env` or `default` (a variable counts when it or a
+    section above it is set: `ONAIR__SERVER='{"port": 8000}'` sets the port). Secrets are
+    masked: `SecretStr` values, and passwords in URLs."""
+    set_in = {name.upper() for name in environ}
+    in_file = {name.upper() for name, value in dotenv.items() if value is not None}
+    rows = []
+    for name, shown, _ in _walk(Settings, "ONAIR_", settings):
+        parts = name.split("__")
+        scopes = {"__".join(parts[:i]) for i in range(2, len(parts) + 1)}
+        source = "default"
+        if scopes & set_in:
+            source = "environment"
+        elif scopes & in_file:
+            source = ".env"
+        rows.append((name, _URL_PASSWORD.sub(r"\1***@", shown), source))
+    return rows
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 def _walk(model: type[BaseModel], prefix: str, value: BaseModel) -> list[tuple[str, str, str]]:
