@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from onair.accounts.tokens import Role, create_token
 from onair.config import AuthSettings
@@ -197,3 +197,36 @@ async def test_auth_forged_token_sees_nothing(
     await page.click("#login button[type=submit]")
     await loaded(page)
     await expect(page.locator(f"#upcoming li[data-task='{system}']")).to_have_count(1)
+
+
+async def test_documentation_pages_render_with_the_network_unplugged(
+    start_server: Callable[..., Server], tmp_path: Path, browser: Browser
+) -> None:
+    """Swagger UI and ReDoc of both surfaces render in Chromium when every request to
+    another host is refused (a machine without internet): they are served by the node."""
+    server = start_server(f"sqlite:///{tmp_path / 'docs.db'}")
+    own = f"127.0.0.1:{server.port}"
+    elsewhere: list[str] = []
+
+    async def only_the_node(route: Route) -> None:
+        if httpx.URL(route.request.url).netloc.decode() == own:
+            await route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    context = await browser.new_context()
+    await context.route("**/*", only_the_node)
+    page = await context.new_page()
+    for prefix, title in (("", "onair"), ("/api/v1", "onair user API")):
+        await page.goto(f"{server.url}{prefix}/docs")
+        await expect(page.locator(".swagger-ui .info .title")).to_contain_text(title, timeout=WAIT)
+        operations = page.locator(".swagger-ui .opblock")
+        await expect(operations.first).to_be_visible(timeout=WAIT)
+        assert await operations.count() > 5
+        await page.goto(f"{server.url}{prefix}/redoc")
+        await expect(page.locator("h1").first).to_contain_text(title, timeout=WAIT)
+    await context.close()
+    # The one request elsewhere is ReDoc's "API docs by Redocly" badge, an image in its
+    # sidebar; refused, the page is whole all the same.
+    assert set(elsewhere) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, elsewhere
