@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -454,6 +455,25 @@ class AudioSettings(BaseModel):
     )
 
 
+class UiSettings(BaseModel):
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "The zone the dashboard shows every time in (the station's, an IANA name such as "
+            "Europe/Warsaw), labelled on every page; each time's UTC instant shows on hover."
+        ),
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name") from None
+        return value
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["text", "json"] = Field("text", description="Log line format.")
@@ -489,6 +509,7 @@ class Settings(BaseSettings):
     retries: RetriesSettings = Field(default_factory=RetriesSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
 
     @field_validator("store", mode="after")

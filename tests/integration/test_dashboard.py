@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -266,6 +267,7 @@ async def test_an_operator_searches_filters_by_owner_and_reads_names(
         ONAIR__AUTH__PROTECT_TASKS_API="true",
         ONAIR__AUDIO__OUTPUTS=file_outputs(tmp_path, "default"),
         ONAIR__CREDITS__DAILY_RECHARGE="false",
+        ONAIR__UI__TIMEZONE="Asia/Kolkata",  # +05:30 all year
     )
     alice, bob = "alice", "bob"
     await named_task(server, alice, "Morning news", 2)
@@ -299,6 +301,16 @@ async def test_an_operator_searches_filters_by_owner_and_reads_names(
         ["alice", "alice", "alice"]
     )
     await expect(page.locator("#upcoming li[data-owner='system']")).to_have_count(6)
+
+    # Every time in the station's zone, 24-hour, labelled; its UTC instant on hover.
+    await expect(page.locator("#zone")).to_have_text("times in Asia/Kolkata")
+    first = upcoming.first.locator("time")
+    instant = datetime.fromisoformat(await first.get_attribute("datetime") or "")
+    kolkata = instant.astimezone(ZoneInfo("Asia/Kolkata"))
+    await expect(first).to_have_text(f"{kolkata:%Y-%m-%d %H:%M:%S}")
+    await expect(first).to_have_attribute(
+        "title", f"{instant.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    )
 
     await page.fill("#search", "NEWS")
     await expect(upcoming).to_have_count(2)

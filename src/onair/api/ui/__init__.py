@@ -57,7 +57,14 @@ PAGE_HEADERS = {
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(
-        request, template, {"protected": _protected(request), **context}, headers=PAGE_HEADERS
+        request,
+        template,
+        {
+            "protected": _protected(request),
+            "zone": node_of(request).settings.ui.timezone,
+            **context,
+        },
+        headers=PAGE_HEADERS,
     )
 
 

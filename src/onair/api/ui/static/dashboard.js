@@ -53,7 +53,7 @@
     const track = el("div", { class: "track" });
     for (let h = 0; h <= 24; h += 6) {
       const at = new Date(now + h * 3600e3);
-      const tick = el("span", { class: "tick", text: h === 0 ? "now" : at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", hour12: false }) });
+      const tick = el("span", { class: "tick", text: h === 0 ? "now" : Onair.hourOf(at) });
       tick.style.left = `${(h / 24) * 100}%`; // through CSSOM: the page's CSP refuses style attributes
       track.append(tick);
     }
@@ -83,7 +83,7 @@
     const list = $("upcoming");
     list.replaceChildren(...shown.slice(0, 50).map((item) =>
       el("li", { "data-task": item.id, "data-owner": owner(item) },
-        el("time", { datetime: item.at, text: Onair.when(item.at) }), " ",
+        Onair.time(item.at), " ",
         el("a", { href: `/ui/tasks/${item.id}`, text: item.name }), " ",
         el("span", { class: "tag", text: item.operation }), " ",
         el("span", { class: "tag owner", text: owner(item) }))));
@@ -103,7 +103,7 @@
         el("td", {}, el("a", { href: `/ui/tasks/${task.id}`, text: task.name })),
         el("td", { class: "owner", text: owner(task) }),
         el("td", { text: task.operation }),
-        el("td", {}, el("time", { datetime: task.started, text: Onair.when(task.started) })),
+        el("td", {}, Onair.time(task.started)),
         el("td", { class: "elapsed", "data-started": task.started }),
         el("td", {}, button));
     }));
@@ -118,7 +118,7 @@
         el("a", { href: `/ui/tasks/${task.id}`, text: task.name }), " ",
         el("span", { class: "tag", text: task.operation }), " ",
         el("span", { class: "tag owner", text: owner(task) }), " ",
-        el("time", { datetime: task.at, text: Onair.when(task.at) }),
+        Onair.time(task.at),
         el("pre", { class: "error", text: task.error || "" }))));
     $("failures-none").hidden = shown.length > 0;
   }

@@ -24,12 +24,13 @@
   function facts(task) {
     const rows = [
       ["Status", task.status], ["Operation", task.operation], ["Owner", task.owner || "system"],
-      ["Created", Onair.when(task.created)], ["Next", Onair.when(task.next) || "—"],
-      ["Latest start", Onair.when(task.started) || "—"], ["Runs", String(task.runs)],
+      ["Created", Onair.when(task.created), Onair.utc(task.created)],
+      ["Next", Onair.when(task.next) || "—", Onair.utc(task.next)],
+      ["Latest start", Onair.when(task.started) || "—", Onair.utc(task.started)], ["Runs", String(task.runs)],
       ["Parameters", parameters(task)],
     ];
     if (task.error) rows.push(["Error", task.error]);
-    $("facts").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, "data-fact": k.toLowerCase() })]));
+    $("facts").replaceChildren(...rows.flatMap(([k, v, utc]) => [el("dt", { text: k }), el("dd", { text: v, title: utc || null, "data-fact": k.toLowerCase() })]));
     if (task.media) $("facts").querySelector("[data-fact=parameters]").title = `${task.media.kind} ${task.media.id}`;
   }
 
@@ -67,7 +68,7 @@
     $("next-none").hidden = data.next.length > 0;
     $("runs").replaceChildren(...data.runs.map((r) =>
       el("tr", { "data-run": r.id },
-        el("td", { text: Onair.when(r.due) }), el("td", { text: Onair.when(r.started) }),
+        el("td", {}, Onair.time(r.due)), el("td", {}, r.started ? Onair.time(r.started) : ""),
         el("td", { class: "lateness", text: Onair.lateness(r.lateness) }),
         el("td", { text: r.outcome || "running" }), el("td", { text: r.node }),
         el("td", { class: "error", text: r.error || "" }))));
