@@ -8,16 +8,18 @@ found.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from onair.audio.library import Library
 from onair.engine.admission import Caller, Role
 from onair.engine.models import Outcome, Run, Status, Task
 from onair.engine.preview import remaining
 from onair.engine.triggers import search_budget
 from onair.engine.words import describe_spec
-from onair.errors import InvalidInput
+from onair.errors import InvalidInput, NotFound
 from onair.tasks import TaskService
 from onair.timeutil import as_utc
 
@@ -63,7 +65,26 @@ def _summary(task: Task) -> dict[str, Any]:
         "operation": task.operation.type,
         "group": group(task.operation.type),
         "status": task.status.value,
+        "owner": task.owner,
     }
+
+
+MEDIA = {"sound_id": ("sound", "sound"), "playlist_id": ("playlist", "playlist")}
+"""Parameters that name media, by the kind shown and the library's getter."""
+
+
+async def media_of(library: Library, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The sound or playlist a play task names, by name (None: a task of another kind).
+    Media deleted since is shown as such rather than failing the page."""
+    for key, (kind, getter) in MEDIA.items():
+        if key not in parameters:
+            continue
+        try:
+            found = await getattr(library, getter)(UUID(str(parameters[key])))
+        except (NotFound, ValueError):
+            return {"kind": kind, "id": str(parameters[key]), "name": None}
+        return {"kind": kind, "id": str(found.id), "name": found.name}
+    return None
 
 
 async def overview(service: TaskService, caller: Caller) -> dict[str, Any]:
