@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from onair.api import (
+    documentation,
     events,
     ical,
     media,
@@ -57,7 +58,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
             _freeze_what_starting_built()
             yield {"api": state}  # `request.state.api`, on the user API too
 
-    app = FastAPI(
+    app = documentation.application(
         title="onair",
         summary="The scheduler for radio stations and audio platforms.",
         description=DOCUMENTS,
@@ -82,6 +83,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         ],
     )
     install_errors(app, Shape.REFERENCE)
+    app.openapi = documentation.tasks_openapi(app)  # type: ignore[method-assign]
     app.include_router(monitoring.router)
     app.include_router(ical.public_router)
     ui.install(app)
@@ -121,6 +123,5 @@ def _freeze_what_starting_built() -> None:
 def _documentation_last(app: FastAPI) -> None:
     """Starlette tries routes in order, and FastAPI adds its documentation pages first: moved
     behind the API, they are no longer matched against every request."""
-    pages = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     routes = app.router.routes
-    routes.sort(key=lambda route: getattr(route, "path", None) in pages)  # stable: order kept
+    routes.sort(key=lambda route: getattr(route, "path", None) in documentation.PAGES)  # stable

@@ -48,15 +48,17 @@ def preview(
     created: datetime,
     count: int = 10,
     after: datetime | None = None,
+    until: datetime | None = None,
     changes: Any = None,
     policy: Mapping[str, Any] | None = None,
 ) -> list[PreviewItem]:
     """The first `count` runs of `condition` for a task created at `created` (aware UTC),
     fewer when the series ends or its `limit` is smaller; with `after`, only runs strictly
-    after it (what is still ahead of a series that began in the past). Bounded: the
-    instants found before the search's bound (`PREVIEW_CANDIDATES`), none when the first
-    is not found within it. `changes` are the task's single-occurrence changes
-    (`onair.engine.calendar`), as stored."""
+    after it (what is still ahead of a series that began in the past); with `until`, only
+    runs up to it. Bounded: the instants found before the search's bound
+    (`PREVIEW_CANDIDATES`), none when the first is not found within it. `changes` are the
+    task's single-occurrence changes (`onair.engine.calendar`), as stored, and `policy` its
+    policy overrides (their DST policy applies, `onair.engine.dst`)."""
     trigger = task_trigger(condition.trigger(created), policy, changes)
     rule = trigger.base if isinstance(trigger, Changed) else trigger
     zone = condition.zone
@@ -68,7 +70,7 @@ def preview(
                 found = _occurrence(trigger, after)
             except Unbounded:
                 break
-            if found is None:
+            if found is None or (until is not None and found.utc > until):
                 break
             local = found.utc.astimezone(zone)
             note = _note(found.wall, local, zone)
@@ -138,9 +140,10 @@ def upcoming(
     return preview(condition, now, count, after, policy=policy)
 
 
-def remaining(task: Task, count: int) -> list[PreviewItem]:
-    """The next `count` runs still ahead of `task`, from its next due instant; none once it
-    has finished. A series' `count` limit takes off the occurrences already had."""
+def remaining(task: Task, count: int, until: datetime | None = None) -> list[PreviewItem]:
+    """The next `count` runs still ahead of `task` (up to `until`, if given), from its next
+    due instant; none once it has finished. A series' `count` limit takes off the occurrences
+    already had."""
     if task.status.finished or task.next_at is None:
         return []
     condition = parse_condition(task.condition.type, dict(task.condition.parameters))
@@ -149,4 +152,4 @@ def remaining(task: Task, count: int) -> list[PreviewItem]:
     if count <= 0:
         return []
     after = task.next_at - _TICK
-    return preview(condition, task.created_at, count, after, task.changes, task.policy)
+    return preview(condition, task.created_at, count, after, until, task.changes, task.policy)

@@ -98,7 +98,7 @@ def _of(
     if task.status.finished:
         return [], False
     zone = parse_condition(task.condition.type, dict(task.condition.parameters)).zone
-    items = remaining(task, MAX_PER_TASK)
+    items = remaining(task, MAX_PER_TASK, end)
     cut = len(items) == MAX_PER_TASK and items[-1].utc < end
     hold = None if task.hold is None else timedelta(seconds=task.hold)
     result: list[Occurrence] = []
