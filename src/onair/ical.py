@@ -162,11 +162,11 @@ def _series(task: Task, condition: Condition, planned: Sequence[Occurrence]) -> 
         elif wall in walls and walls[wall] not in handled:
             overrides.append(_override(task, condition, wall, frame, walls[wall], "dst"))
             handled.add(walls[wall])
-        else:
-            exdates.append(instant)
+        else:  # by its wall time: readers match a wall time in a gap by it, not its instant
+            exdates.append(wall.replace(tzinfo=frame) if kind == "wall" else instant)
     extra = sorted(set(runs) - handled)
     if exdates:
-        main.add("exdate", [instant.astimezone(UTC) for instant in exdates])
+        main.add("exdate", exdates)
     if extra:
         main.add("rdate", [instant.astimezone(UTC) for instant in extra])
     return [main, *overrides]
@@ -183,7 +183,10 @@ def _override(
     """The override of the instance the rule gives at `wall` (in `frame`): onair runs it at
     `instant`, because it was moved or because of onair's DST rule."""
     zone = condition.zone
-    event = _event(task, condition, instant.astimezone(frame))  # in the frame of the rule
+    start = instant.astimezone(frame)  # in the frame of the rule; but a wall time read back
+    if start.replace(fold=0).astimezone(UTC) != instant:  # as another instant (a fold's
+        start = instant.astimezone(UTC)  # second pass) is written in UTC
+    event = _event(task, condition, start)
     event.add("recurrence-id", wall.replace(tzinfo=frame))
     local = instant.astimezone(zone).isoformat()
     if why == "moved":

@@ -736,6 +736,29 @@ class SchedulerService(TaskService):
             return False
         return True
 
+    async def pause_task(
+        self, task_id: UUID | str, note: str | None = None, by: str = "python"
+    ) -> ScheduledTask | None:
+        """Pause a pending or running task with who and why (`Engine.pause`); None when
+        there is no such task.
+
+        Raises: TaskFinished, TaskPaused."""
+        try:
+            task = await self.pause(UUID(str(task_id)), SYSTEM, PauseRequest(note=note, by=by))
+        except TaskNotFound:
+            return None
+        return ScheduledTask.of(task)
+
+    async def resume_task(self, task_id: UUID | str) -> ScheduledTask | None:
+        """Resume a paused task by its policy (`Engine.resume`); None when there is no such
+        task.
+
+        Raises: TaskFinished, NotPaused."""
+        try:
+            return ScheduledTask.of(await self.resume(UUID(str(task_id)), SYSTEM))
+        except TaskNotFound:
+            return None
+
     async def get_user_tasks(
         self,
         user_id: str | UUID,

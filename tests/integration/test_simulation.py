@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from onair.accounts.tokens import Role
 from onair.engine.admission import SYSTEM
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Spec
@@ -16,6 +17,7 @@ from onair.tasks import TaskService
 from tests.conftest import Server
 from tests.integration.helpers import schedule
 from tests.integration.test_cli import onair
+from tests.integration.test_user_api import cookie, someone
 
 
 def every(start: datetime, seconds: float) -> Spec:
@@ -69,6 +71,15 @@ async def test_the_apis_and_the_command_line_answer_it(
     ]
     assert {r["outcome"] for r in mine} == {"run"}
     assert (await client.post("/tasks/simulate", json={"days": 40})).status_code == 400
+    admin = await client.post(
+        "/api/v1/scheduler/simulate", headers=cookie(someone(), Role.ADMIN), json={"days": 1}
+    )
+    assert admin.status_code == 200, admin.text
+    first = [r for r in admin.json()["runs"] if r["task"] == task][0]
+    assert first["due"] == start.replace(tzinfo=UTC).isoformat()
+    user = await client.post("/api/v1/scheduler/simulate", headers=cookie(someone()), json={})
+    assert user.status_code == 200
+    assert user.json()["runs"] == []  # a user sees only their own tasks
     shown = await asyncio.to_thread(onair, shared_server, "tasks", "simulate", "--days", "1")
     assert shown.returncode == 0, shown.stderr
     assert start.isoformat() in shown.stdout

@@ -187,3 +187,24 @@ def test_a_paused_task_is_tentative_and_finished_ones_are_absent() -> None:
     assert event["status"] == "TENTATIVE"
     assert "Paused by Ola since 2026-01-01T00:00:00+00:00: no host" in event["description"]
     assert event.start == datetime(2026, 2, 1, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{"dst_gap": "skip"}, {"dst_fold": "second"}, {"dst_fold": "both", "dst_gap": "skip"}],
+    ids=["gap_skip", "fold_second", "fold_both"],
+)
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Paris", "Australia/Lord_Howe"])
+@pytest.mark.parametrize("at", ["01:30", "02:30", "02:15"])
+def test_the_feed_follows_a_dst_policy(policy: dict[str, str], zone: str, at: str) -> None:
+    made = with_changes(
+        task(
+            "recurring",
+            {"start": f"2026-01-01T{at}", "frequency": "daily", "timezone": zone},
+            policy=policy,
+        )
+    )
+    expected = onair(made)
+    data = feed([made], NOW, "test")
+    assert by_recurring_ical_events(data) == expected
+    assert by_ical(data) == expected
