@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from onair.accounts.credits import Accounts
 from onair.accounts.tokens import Authenticator
 from onair.api import create_api
+from onair.audio.asrun import AsRun
 from onair.audio.library import Library
 from onair.audio.outputs import default_outputs
 from onair.audio.player import Player
@@ -53,7 +54,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
     emilounge = Emilounge(settings.emilounge)  # always, as the reference b445346 does
     emistream = Emistream(settings.emistream)
     streaming, srt = settings.operations.stream, settings.emistream.srt
-    stream = Stream(emishows, emirecords, emilounge, emistream, streaming, srt.host, srt.port)
+    asrun = AsRun()
+    stream = Stream(
+        emishows, emirecords, emilounge, emistream, streaming, srt.host, srt.port, asrun
+    )
     audio = settings.audio
     outputs, audio_warning = audio.outputs, None
     if not outputs:
@@ -61,7 +65,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
         outputs, audio_warning = found.outputs, found.warning
     player = Player(outputs, busy_timeout=audio.busy_timeout.total_seconds(), clock=clock)
     library = Library(store, audio.media_dir, clock)
-    play = (library, player, accounts, audio.cost, audio.seed)
+    play = (library, player, accounts, audio.cost, audio.seed, asrun)
     registry = Registry(
         [Test(), CreditRecharge(accounts), stream, PlaySound(*play), PlayPlaylist(*play)]
     )
@@ -80,6 +84,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
         library=library,
         player=player,
         synchronizer=synchronizer,
+        asrun=asrun,
         neighbours=(emishows, emirecords, emilounge, emistream),
         audio_warning=audio_warning,
     )

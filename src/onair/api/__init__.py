@@ -36,7 +36,9 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
     """The application serving `node`; `start(node)` runs the node for the application's
     lifespan. Watchers of the engine's events (metrics, the event stream's history) subscribe
     here, before the engine starts, so that they miss no run."""
-    state = ApiState(node, Metrics(node.engine), EventLog(node.engine, node.settings.events))
+    state = ApiState(
+        node, Metrics(node.engine, node.asrun), EventLog(node.engine, node.settings.events)
+    )
     node.synchronizer.watch(state.metrics.cycle)
 
     @contextlib.asynccontextmanager

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time as monotonic_time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -52,6 +53,7 @@ from zoneinfo import ZoneInfo
 import anyio
 from pydantic import BaseModel, ValidationError
 
+from onair.audio.asrun import Aired, AsRun, EndReason
 from onair.broadcast.clients import (
     Download,
     Emilounge,
@@ -66,7 +68,7 @@ from onair.engine.latestart import decide
 from onair.engine.policies import Policy, Retry
 from onair.engine.registry import JSON, RunContext
 from onair.errors import OperationError
-from onair.ffmpeg import run_ffmpeg
+from onair.ffmpeg import Progress, run_ffmpeg
 from onair.timeutil import as_utc, naive_utc, zone
 
 
@@ -192,6 +194,7 @@ class Stream:
         settings: StreamSettings,
         srt_host: str,
         srt_port: int,
+        asrun: AsRun | None = None,
     ) -> None:
         self.emishows = emishows
         self.emirecords = emirecords
@@ -200,6 +203,7 @@ class Stream:
         self.settings = settings
         self.srt_host = srt_host
         self.srt_port = srt_port
+        self.asrun = asrun or AsRun()
 
     async def run(
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
@@ -247,7 +251,7 @@ class Stream:
 
             planned = start - self.settings.start_before
             await context.sleep_until(planned)
-            started = context.clock.now()
+            started, start_monotonic = context.clock.now(), monotonic_time.monotonic()
             end = as_utc(instance.end, tz)
             late = decide(
                 params.late_start,
@@ -257,18 +261,45 @@ class Stream:
                 (end - planned).total_seconds(),
             )
             finished: datetime | None = None
-            if late.plays:
-                limit = (end - started).total_seconds() if late.action == "joined" else None
-                if late.action != "on_time":
-                    log.info("stream %s: %.3f s late, %s", event.id, late.lateness, late.action)
-                token = reservation.credentials.token
-                await run_ffmpeg(
-                    ffmpeg_arguments(destination, token, ip, self.srt_port, late.offset, limit)
-                )
-                finished = context.clock.now()
-                log.info("stream %s: streamed until %s", event.id, finished.isoformat())
-            else:
-                log.info("stream %s: skipped, %.3f s late", event.id, late.lateness)
+            first_audio: datetime | None = None
+            progress = Progress()
+            outcome: EndReason = "skipped"
+            error: str | None = None
+            try:
+                if late.plays:
+                    limit = (end - started).total_seconds() if late.action == "joined" else None
+                    if late.action != "on_time":
+                        log.info("stream %s: %.3f s late, %s", event.id, late.lateness, late.action)
+                    token = reservation.credentials.token
+                    outcome = "cancelled"
+                    arguments = ffmpeg_arguments(
+                        destination, token, ip, self.srt_port, late.offset, limit
+                    )
+                    try:
+                        await run_ffmpeg(arguments, progress=progress)
+                    except Exception as failure:
+                        outcome, error = "failed", str(failure)
+                        raise
+                    outcome = "completed"
+                    finished = context.clock.now()
+                    log.info("stream %s: streamed until %s", event.id, finished.isoformat())
+                else:
+                    log.info("stream %s: skipped, %.3f s late", event.id, late.lateness)
+            finally:
+                first_audio = _instant(started, start_monotonic, progress)
+                item = Aired(
+                    context.run_id, context.task_id, self.name, "broadcast",
+                    event.show.title if event.show else f"event {event.id}", context.owner,
+                    "emistream", planned, first_audio,
+                    _seconds(first_audio, context.clock.now()), late.offset, outcome,
+                    context.clock.now(), error,
+                    {
+                        "event_id": str(event.id),
+                        "show_id": str(event.show_id),
+                        "instance_start": instance.start.isoformat(),
+                    },
+                )  # fmt: skip
+                await asyncio.shield(self.asrun.record([item]))
         finally:
             with contextlib.suppress(OSError):
                 await asyncio.shield(anyio.Path(destination).unlink(missing_ok=True))
@@ -284,6 +315,7 @@ class Stream:
             "reserved": naive_utc(reserved).isoformat(),
             "started": naive_utc(started).isoformat(),
             "finished": None if finished is None else naive_utc(finished).isoformat(),
+            "first_audio": None if first_audio is None else naive_utc(first_audio).isoformat(),
             "late_start": late.as_json(),
         }
 
@@ -402,6 +434,19 @@ def _event_zone(event: Event) -> ZoneInfo:
 def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
     """`instant` as naive wall time in `tz`."""
     return instant.astimezone(tz).replace(tzinfo=None)
+
+
+def _instant(started: datetime, start: float, progress: Progress) -> datetime | None:
+    """The first packet's instant by the run's clock, which read `started` when the monotonic
+    clock read `start`."""
+    if progress.first_output is None:
+        return None
+    return started + timedelta(seconds=progress.first_output - start)
+
+
+def _seconds(first_audio: datetime | None, now: datetime) -> float:
+    """Seconds aired: from the first packet to now (0 when none left)."""
+    return 0.0 if first_audio is None else max((now - first_audio).total_seconds(), 0.0)
 
 
 async def _resolve(host: str) -> str:
