@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from benchmarks import backlog, execution, nodes, precision, scheduling
+from benchmarks import backlog, execution, nodes, precision, reading, scheduling
 from benchmarks.common import Options, Row, log
 from benchmarks.report import table
 
@@ -25,6 +25,7 @@ SCENARIOS: dict[str, Callable[[Options], Awaitable[list[Row]]]] = {
     "backlog": backlog.run,
     "execute": execution.run,
     "nodes": nodes.run,
+    "reading": reading.run,
 }
 
 

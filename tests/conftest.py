@@ -114,7 +114,8 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 @pytest.fixture
 def engine_settings() -> EngineSettings:
-    return EngineSettings(lease="PT3S")  # type: ignore[arg-type]
+    # Series as fast as tests need (the default floor of how often they run is 1 s).
+    return EngineSettings(lease="PT3S", min_interval="PT0.1S")  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -207,7 +208,9 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def server(start_server: Callable[..., Server], database_url: str) -> Server:
     """A server of its own, for tests that need the whole store to themselves."""
-    return start_server(database_url, ONAIR__ENGINE__LEASE="PT3S")
+    return start_server(
+        database_url, ONAIR__ENGINE__LEASE="PT3S", ONAIR__ENGINE__MIN_INTERVAL="PT0.1S"
+    )
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -217,7 +220,14 @@ def shared_server(
     """One server per module and database kind, for tests that only touch their own tasks."""
     directory = tmp_path_factory.mktemp("server")
     with _database(request, request.param, directory) as url:
-        server = Server(directory, {"ONAIR__STORE__URL": url, "ONAIR__ENGINE__LEASE": "PT3S"})
+        server = Server(
+            directory,
+            {
+                "ONAIR__STORE__URL": url,
+                "ONAIR__ENGINE__LEASE": "PT3S",
+                "ONAIR__ENGINE__MIN_INTERVAL": "PT0.1S",
+            },
+        )
         server.start()
         yield server
         server.stop()

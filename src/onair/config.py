@@ -121,6 +121,14 @@ class EngineSettings(BaseModel):
         1000, ge=1, description="Runs a node holds at once; more due runs wait or go to others."
     )
     claim_batch: int = Field(500, ge=1, le=10_000, description="Runs claimed per transaction.")
+    min_interval: timedelta = Field(
+        timedelta(seconds=1),
+        ge=timedelta(milliseconds=1),
+        description=(
+            "Shortest `every` of an interval condition: the floor of how often a series may "
+            "run, refused at creation (RRULEs run at most every second, cron every minute)."
+        ),
+    )
     safety_poll: timedelta = Field(
         timedelta(seconds=30),
         description=(

@@ -22,7 +22,7 @@ instants as aware UTC and keep the zone.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -35,7 +35,7 @@ from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
 from onair.config import RetriesSettings
 from onair.engine.admission import SYSTEM, Caller
-from onair.engine.conditions import Condition, parse_condition, validate
+from onair.engine.conditions import MAX_COUNT, Condition, parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Run, Spec, Status, Task
 from onair.engine.policies import Retry
@@ -106,7 +106,7 @@ class TaskCreate(BaseModel):
         None, max_length=256, validate_default=True, description="Required with `cron`."
     )
     recurrence_count: int | None = Field(
-        None, ge=1, validate_default=True, description="Runs in all; none: no end."
+        None, ge=1, le=MAX_COUNT, validate_default=True, description="Runs in all; none: no end."
     )
     parameters: dict[str, Any] = Field(default_factory=dict)
     allow_overlap: bool = Field(
@@ -234,6 +234,13 @@ class ScheduledTask(BaseModel):
     policy: dict[str, Any] | None = Field(
         None, description="The engine policy the task asked for (retries), if any."
     )
+    run_ends: str | None = Field(
+        None,
+        description=(
+            "How a run of a looping playlist (`loop`, `loop_one`, `random`) ends: at the "
+            "series' next occurrence, at `max_duration`, or only when cancelled."
+        ),
+    )
     error_message: str | None
     created_at: UTCInstant
     updated_at: UTCInstant
@@ -267,6 +274,7 @@ class ScheduledTask(BaseModel):
             next_attempt_at=task.retry_at,
             attempt=max(task.attempt, 1),
             policy=None if task.policy is None else dict(task.policy),
+            run_ends=_run_ends(task, recurrence),
             error_message=task.error,
             created_at=task.created_at,
             updated_at=task.updated_at,
@@ -301,6 +309,26 @@ class RunRecord(BaseModel):
             result=run.result,
             error_message=run.error,
         )
+
+
+_ENDLESS = ("loop", "loop_one", "random")
+
+
+def _run_ends(task: Task, recurrence: str) -> str | None:
+    """When a run of a looping play task ends (None: any other task, whose runs end by
+    themselves). The operation's rule (`onair.operations.play`), said where users look."""
+    parameters = task.operation.parameters
+    if task.operation.type != TaskType.PLAY_PLAYLIST or parameters.get("play_mode") not in _ENDLESS:
+        return None
+    limit = parameters.get("max_duration")
+    series = recurrence != RecurrenceType.NONE.value
+    if series and limit is not None:
+        return f"at the series' next occurrence or after {limit} s (max_duration), if sooner"
+    if series:
+        return "at the series' next occurrence"
+    if limit is not None:
+        return f"after {limit} s (max_duration)"
+    return "only when cancelled: a one-shot loop without max_duration plays until cancelled"
 
 
 _DATETIME = TypeAdapter(datetime)
@@ -393,9 +421,10 @@ class TaskService:
         on, finished before `finished_before` if given."""
         return await self.engine.clean(finished_before, **_scope(caller))
 
-    async def index(self, caller: Caller) -> dict[Status, list[UUID]]:
-        """The ids of the caller's tasks (an admin's: every task), by status."""
-        return await self.engine.index(**_scope(caller))
+    def index_pages(self, caller: Caller) -> AsyncGenerator[tuple[Status, list[UUID]]]:
+        """The ids of the caller's tasks (an admin's: every task), by status, a page at a
+        time (`Engine.index_pages`)."""
+        return self.engine.index_pages(**_scope(caller))
 
     async def page(
         self,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,9 +61,9 @@ class FileListener:
 
 
 @pytest.fixture(scope="module")
-def tracks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
+def tracks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     directory = tmp_path_factory.mktemp("tracks")
-    yield [tone(directory / f"{i}.wav", 0.4, frequency=300 + 100 * i) for i in range(3)]
+    return [tone(directory / f"{i}.wav", 0.4, frequency=300 + 100 * i) for i in range(3)]
 
 
 async def test_each_track_first_audio_matches_the_first_bytes_a_listener_sees(

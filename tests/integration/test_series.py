@@ -166,7 +166,7 @@ async def test_a_retry_serves_the_occurrence_it_retries(store: Store) -> None:
     the same for a run and its retries, and counts up with the series."""
     flaky = Flaky()
     policy = {"retry": {"attempts": 2, "backoff": "PT0.1S"}}
-    settings = EngineSettings(lease="PT3S")  # type: ignore[arg-type]
+    settings = EngineSettings(lease="PT3S", min_interval="PT0.1S")  # type: ignore[arg-type]
     async with Engine(store, Registry([flaky]), settings=settings) as engine:
         task = await engine.add(NewTask(Spec("flaky"), every(0.6, count=3), policy=policy))
         assert await until_finished(engine, task.id) is Status.COMPLETED

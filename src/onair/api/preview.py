@@ -19,7 +19,7 @@ from onair.api.routing import TasksRoute
 from onair.engine.conditions import parse_condition
 from onair.engine.preview import PreviewItem, upcoming
 from onair.engine.words import describe
-from onair.tasks import TaskCreate, TaskType
+from onair.tasks import TaskCreate, TaskType, seed_words
 from onair.timeutil import UTCInstant
 
 MAX_COUNT = 500
@@ -55,7 +55,8 @@ async def preview_condition(body: PreviewRequest, request: Request) -> Preview:
     """onair: the next instants of a condition, for a task added now (nothing is stored)."""
     await caller_of(request)  # open or protected as the rest of the Tasks API
     condition = parse_condition(body.condition.type, dict(body.condition.parameters))
-    items = upcoming(condition, service_of(request).engine.clock.now(), body.count)
+    engine = service_of(request).engine
+    items = upcoming(condition, engine.clock.now(), body.count, engine.settings.min_interval)
     return Preview(description=describe(condition), instants=[Instant.of(item) for item in items])
 
 
@@ -93,7 +94,9 @@ async def preview_schedule(
     """The next instants of a schedule, for a task created now (nothing is stored). Errors
     name the request's fields, as creating the task would."""
     condition = request.parsed_condition()
-    items = upcoming(condition, scheduler.engine.clock.now(), request.count)
+    engine = scheduler.engine
+    with seed_words():
+        items = upcoming(condition, engine.clock.now(), request.count, engine.settings.min_interval)
     return SeedPreview(
         description=describe(condition), instants=[SeedInstant.of(item) for item in items]
     )

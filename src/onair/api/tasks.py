@@ -5,11 +5,16 @@ the station without a token on the open Tasks API, a token's admin or user other
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -67,11 +72,31 @@ async def head_ping() -> Response:
     return Response(status_code=204, headers={"cache-control": "no-store"})
 
 
-@router.get("/tasks", operation_id="TasksList", tags=["tasks"])
-async def list_tasks(request: Request) -> TaskIndex:
+@router.get("/tasks", operation_id="TasksList", tags=["tasks"], response_model=TaskIndex)
+async def list_tasks(request: Request) -> Response:
     """Every task id the caller may see, by status."""
-    index = await service_of(request).index(await caller_of(request))
-    return TaskIndex(**{status.value: ids for status, ids in index.items()})
+    pages = service_of(request).index_pages(await caller_of(request))
+    return StreamingResponse(_index_json(pages), media_type="application/json")
+
+
+async def _index_json(pages: AsyncGenerator[tuple[Status, list[UUID]]]) -> AsyncIterator[bytes]:
+    """The `TaskIndex` of `pages`, written a page at a time: with 100k tasks the whole index
+    is 4 MB of JSON, which built at once held the event loop for 0.4 s and made the runs due
+    meanwhile late by as much. Between two pages the loop serves others."""
+    async with contextlib.aclosing(pages):
+        current: Status | None = None
+        separator = b""
+        yield b"{"
+        async for status, ids in pages:
+            if status is not current:
+                opening = b'"' + status.value.encode() + b'":['
+                yield opening if current is None else b"]," + opening
+                current, separator = status, b""
+            if ids:
+                yield separator + orjson.dumps(ids, default=str)[1:-1]  # asyncpg: its own UUID
+                separator = b","
+            await asyncio.sleep(0)
+        yield b"]}"
 
 
 @router.post("/tasks", status_code=201, operation_id="TasksSchedule", tags=["tasks"])

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -200,7 +200,7 @@ class Player:
 
     async def play_many(
         self,
-        paths: Iterable[Path],
+        paths: Iterable[Path] | AsyncIterable[Path],
         output: str | None = None,
         *,
         max_duration: float | None = None,
@@ -216,19 +216,28 @@ class Player:
         cancelled or `max_duration` seconds have passed since its first track started. At that
         point the track playing is cut and no other starts. A failing track ends the run.
         `aired` receives every track's playback as it ends, as with `play`.
+        The next path is asked for only when it is about to start (never once the time is
+        up), so an asynchronous `paths` may pay for each track as it starts, or end the run.
 
         Raises: as `play`.
         """
         name = self.output(output)
         playbacks: list[Playback] = []
-        async with self._hold(name, busy_timeout, "a playlist"):
+        async with (
+            contextlib.aclosing(_each(paths)) as tracks,
+            self._hold(name, busy_timeout, "a playlist"),
+        ):
             start = time.monotonic()
-            for path in paths:
+            while True:
                 limit = None
                 if max_duration is not None:
                     limit = max_duration - (time.monotonic() - start)
                     if limit <= 0:
                         break
+                try:
+                    path = await anext(tracks)
+                except StopAsyncIteration:
+                    break
                 self._playing[name] = f"{Path(path).name} (track {len(playbacks) + 1})"
                 seek = 0.0 if playbacks else offset
                 playbacks.append(await self._play(name, Path(path), limit, seek, aired))
@@ -351,3 +360,13 @@ def _instant(started: datetime, start: float, monotonic: float | None) -> dateti
     if monotonic is None:
         return None
     return started + timedelta(seconds=monotonic - start)
+
+
+async def _each(paths: Iterable[Path] | AsyncIterable[Path]) -> AsyncGenerator[Path, None]:
+    """`paths` as one asynchronous iterator, whichever kind it is."""
+    if isinstance(paths, AsyncIterable):
+        async for path in paths:
+            yield path
+    else:
+        for path in paths:
+            yield path

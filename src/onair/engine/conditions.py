@@ -6,11 +6,20 @@ model. docs/scheduling.md states the calendar and DST rules these follow.
 
 A series' `count` is not part of its trigger: the engine counts occurrences in the store and
 stops at `limit`. `until` and `start` are the trigger's.
+
+Bounds (docs/scheduling.md, "Bounds and refusals"): every instant lies within `EARLIEST` and
+`LATEST` once its zone is applied; counts fit a 64-bit integer (`MAX_COUNT`); intervals are at
+least the node's floor (`check_floor`) and at most the search horizon
+(`triggers.HORIZON_YEARS`) in their unit; an RRULE's parts are those RFC 5545 allows, and a
+rule that could only be searched second by second, or that yields too many instants per period,
+is refused. `first_due` then proves, with
+the bounded search of `onair.engine.triggers`, that a new task has an occurrence.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
@@ -30,8 +39,31 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from onair import timeutil
-from onair.engine.triggers import Cron, Every, OneShot, Rule, Steps, Trigger, WallClock, resolve
+from onair.engine.triggers import (
+    HORIZON_YEARS,
+    MAX_CANDIDATES,
+    Cron,
+    Every,
+    OneShot,
+    Rule,
+    Steps,
+    Trigger,
+    Unbounded,
+    WallClock,
+    resolve,
+)
 from onair.errors import InvalidParameters, Problem, UnknownCondition
+
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+"""The first instant a condition may name (aware UTC); with `LATEST`, a day inside the calendar
+Python and the store can hold, so that no zone offset or step takes an instant out of it."""
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+"""The last instant a condition may name (aware UTC)."""
+MAX_COUNT = 2**63 - 1
+"""The largest `count`: a 64-bit signed integer, what SQLite and PostgreSQL (bigint) hold."""
+MAX_INTERVAL = timedelta(days=366 * HORIZON_YEARS)
+"""The ceiling of `every`: a step longer than the search horizon makes no series."""
+_TICK = timedelta(microseconds=1)
 
 
 class Condition(BaseModel):
@@ -39,6 +71,8 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     type_name: ClassVar[str]
+    rule_field: ClassVar[str | None] = None
+    """The parameter that holds the rule a search runs over (refusals are keyed by it)."""
 
     def trigger(self, created: datetime) -> Trigger:
         """The task's trigger; `created` is when the task was added (aware UTC)."""
@@ -66,6 +100,34 @@ class Now(Condition):
 
 class _Zoned(Condition):
     timezone: timeutil.ZoneName = "UTC"
+
+    @field_validator("datetime", "start", "until", check_fields=False)
+    @classmethod
+    def _in_range(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        """An instant that stays inside the calendar once its zone (or offset) is applied."""
+        name = info.data.get("timezone")
+        if value is None or name is None:
+            return value
+        zone = timeutil.zone(name)
+        try:
+            instant = _as_utc(value, zone)
+            inside = EARLIEST <= instant <= LATEST and EARLIEST <= instant.astimezone(zone)
+            inside = inside and instant.astimezone(zone) <= LATEST
+        except (OverflowError, ValueError):
+            inside = False
+        if not inside:
+            raise PydanticCustomError(
+                "instant_range",
+                "{value} in {zone} is out of range: instants must lie between {earliest} and "
+                "{latest} UTC, in UTC and in the zone",
+                {
+                    "value": value.isoformat(),
+                    "zone": name,
+                    "earliest": EARLIEST.date().isoformat(),
+                    "latest": LATEST.date().isoformat(),
+                },
+            )
+        return value
 
     @property
     def zone(self) -> ZoneInfo:
@@ -100,7 +162,7 @@ class _Series(_Zoned):
     inclusive and read the same way."""
 
     start: datetime | None = None
-    count: int | None = Field(default=None, ge=1)
+    count: int | None = Field(default=None, ge=1, le=MAX_COUNT)
     until: datetime | None = None
 
     @field_validator("until")
@@ -139,6 +201,20 @@ class Recurring(_Series):
     frequency: Literal["hourly", "daily", "weekly", "monthly", "yearly"]
     interval: int = Field(default=1, ge=1)
 
+    @field_validator("interval")
+    @classmethod
+    def _within_horizon(cls, value: int, info: ValidationInfo) -> int:
+        frequency = info.data.get("frequency")
+        most = HORIZON_YEARS * _PER_YEAR.get(str(frequency).upper(), 1)
+        if value > most:
+            raise PydanticCustomError(
+                "interval_range",
+                "interval {interval} {frequency} is longer than the search horizon of "
+                "{horizon} years (at most {most})",
+                {"interval": value, "frequency": frequency, "horizon": HORIZON_YEARS, "most": most},
+            )
+        return value
+
     def trigger(self, created: datetime) -> Trigger:
         if self.frequency == "hourly":
             return Every(self._instant(self.start), timedelta(hours=self.interval), self._until())
@@ -157,7 +233,8 @@ class CronCondition(_Series):
     """A 5-field cron expression in `timezone`, from `start` (default: the task's creation)."""
 
     type_name: ClassVar[str] = "cron"
-    expression: str
+    rule_field: ClassVar[str | None] = "expression"
+    expression: str = Field(max_length=1024)
 
     @field_validator("expression")
     @classmethod
@@ -171,7 +248,9 @@ class CronCondition(_Series):
             reason = f"expected 5 fields (minute hour day month weekday), got {len(fields)}"
         else:
             try:
-                croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+                croniter(
+                    value, datetime(2000, 1, 1), max_years_between_matches=HORIZON_YEARS
+                ).get_next(datetime)
             except CroniterBadDateError:
                 reason = "it matches no date"
             except (ValueError, KeyError) as error:
@@ -194,15 +273,23 @@ class RRule(_Series):
     UNTIL may be given in the rule or as parameters; the stricter one holds."""
 
     type_name: ClassVar[str] = "rrule"
+    rule_field: ClassVar[str | None] = "rule"
     start: datetime
-    rule: str
+    rule: str = Field(max_length=4096)
 
     @field_validator("rule")
     @classmethod
-    def _parses(cls, value: str) -> str:
+    def _parses(cls, value: str, info: ValidationInfo) -> str:
+        start, name = info.data.get("start"), info.data.get("timezone")
+        anchor = datetime(2000, 1, 1)  # when `start` is wrong itself (refused on its own)
+        if start is not None and name is not None:
+            zone = timeutil.zone(name)
+            anchor = start if start.tzinfo is None else start.astimezone(zone)
+            anchor = anchor.replace(tzinfo=None, fold=0)
         try:
-            _split_rule(value, datetime(2000, 1, 1))
-        except (ValueError, TypeError) as error:
+            rule, _, _ = _split_rule(value, anchor)
+            _check_parts(rule)
+        except (ValueError, TypeError, OverflowError, ZeroDivisionError) as error:
             raise PydanticCustomError(
                 "rrule", "invalid RRULE '{rule}': {reason}", {"rule": value, "reason": str(error)}
             ) from None
@@ -243,16 +330,113 @@ def _split_rule(text: str, start: datetime) -> tuple[Any, int | None, datetime |
     parts, count, until = [], None, None
     for part in filter(None, body.split(";")):
         match = _COUNT_OR_UNTIL.match(part.strip())
+        name, _, values = part.strip().partition("=")
+        if name.upper() in _NONZERO and any(_is_zero(v) for v in values.split(",")):
+            raise ValueError(f"{name.upper()} takes no 0 (dateutil would drop it silently)")
         if match is None:
             parts.append(part)
         elif match[1].upper() == "COUNT":
             count = int(match[2])
-            if count < 1:
-                raise ValueError("COUNT must be at least 1")
+            if not 1 <= count <= MAX_COUNT:
+                raise ValueError(f"COUNT must be between 1 and {MAX_COUNT}")
         else:
             until = _rrule_until(match[2])
     rule = rrulestr(";".join(parts), dtstart=start, cache=False)
     return rule, count, until
+
+
+_FREQS = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
+_PER_YEAR = {
+    "YEARLY": 1,
+    "MONTHLY": 12,
+    "WEEKLY": 53,
+    "DAILY": 366,
+    "HOURLY": 366 * 24,
+    "MINUTELY": 366 * 1440,
+    "SECONDLY": 366 * 86400,
+}
+_RANGES = {  # RFC 5545 3.3.10: each BY part's values (0 is never one, except for times)
+    "bymonth": (1, 12),
+    "bymonthday": (-31, 31),
+    "byyearday": (-366, 366),
+    "byweekno": (-53, 53),
+    "byeaster": (-366, 366),
+}
+_SUB_DAILY_STEPS = MAX_CANDIDATES // 4
+"""How many steps a SECONDLY rule with BYHOUR or BYMINUTE may need to cross a day (dateutil
+looks for the next matching hour or minute one step at a time)."""
+_PER_PERIOD = MAX_CANDIDATES // 2
+"""How many instants one period of a rule may hold (a query walks its period from the start)."""
+
+
+def _check_parts(rule: Any) -> None:
+    """Refuse the parts of a parsed rule that make no series, or none the bounded search can
+    follow: an INTERVAL below 1 or beyond the horizon, BY values out of range, BYSETPOS alone,
+    and rules that would cost more than the search may examine.
+
+    Raises:
+        ValueError: with the reason.
+    """
+    freq = _FREQS[rule._freq]
+    interval: int = rule._interval
+    most = HORIZON_YEARS * _PER_YEAR[freq]
+    if not 1 <= interval <= most:
+        raise ValueError(
+            f"INTERVAL must be between 1 and {most} for FREQ={freq} (the search horizon is "
+            f"{HORIZON_YEARS} years)"
+        )
+    parts = rule._original_rule
+    for name, (low, high) in _RANGES.items():
+        for value in parts.get(name) or ():
+            if value == 0 or not low <= value <= high:
+                raise ValueError(f"{name.upper()}={value} is out of range ({low} to {high}, not 0)")
+    for day in parts.get("byweekday") or ():
+        n = getattr(day, "n", None)
+        if n is not None and (n == 0 or not -53 <= n <= 53):
+            raise ValueError(f"BYDAY={day} is out of range (-53 to 53, not 0)")
+    given = {k for k, v in parts.items() if v is not None and k != "bysetpos"}
+    if parts.get("bysetpos") and not given:
+        raise ValueError("BYSETPOS needs another BYxxx part to choose among")
+    filtered = any(parts.get(name) is not None for name in ("byhour", "byminute"))
+    if freq == "SECONDLY" and filtered and 86400 // math.gcd(interval, 86400) > _SUB_DAILY_STEPS:
+        raise ValueError(
+            "FREQ=SECONDLY with BYHOUR or BYMINUTE is searched second by second: use FREQ=DAILY "
+            "or HOURLY with BYMINUTE and BYSECOND lists, or an INTERVAL that crosses a day in "
+            f"at most {_SUB_DAILY_STEPS} steps"
+        )
+    per_period = _instants_per_period(rule, freq)
+    if per_period > _PER_PERIOD:
+        raise ValueError(
+            f"up to {per_period} instants in one {freq} period, more than the {_PER_PERIOD} "
+            "the search may walk: use a finer FREQ"
+        )
+
+
+def _instants_per_period(rule: Any, freq: str) -> int:
+    """An upper bound of the instants one period of `rule` yields."""
+    if freq in ("HOURLY", "MINUTELY", "SECONDLY"):
+        times = {"HOURLY": ("byminute", "bysecond"), "MINUTELY": ("bysecond",), "SECONDLY": ()}
+        count = 1
+        for name in times[freq]:
+            count *= len(rule._original_rule.get(name) or (0,))
+        return count
+    days = {"YEARLY": 366, "MONTHLY": 31, "WEEKLY": 7, "DAILY": 1}[freq]
+    if freq == "YEARLY" and rule._bymonth:
+        days = 31 * len(rule._bymonth)
+    if rule._bysetpos:
+        days = min(days, len(rule._bysetpos))
+        return days
+    return days * len(rule._timeset or (0,))
+
+
+_NONZERO = {"BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYSETPOS", "INTERVAL", "COUNT"}
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return int(text) == 0
+    except ValueError:
+        return False
 
 
 def _rrule_until(value: str) -> datetime:
@@ -288,6 +472,12 @@ class Interval(_Series):
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise PydanticCustomError("every", "every must be longer than zero")
+        if value > MAX_INTERVAL:
+            raise PydanticCustomError(
+                "every",
+                "every must be at most {high} ({days} days, the search horizon)",
+                {"high": f"P{MAX_INTERVAL.days}D", "days": MAX_INTERVAL.days},
+            )
         return value
 
     def trigger(self, created: datetime) -> Trigger:
@@ -311,6 +501,49 @@ def parse_condition(type_: str, parameters: dict[str, Any], key: str = "conditio
     if model is None:
         raise UnknownCondition(type_)
     return validate(model, parameters, f"{key}.parameters")
+
+
+def check_floor(condition: Condition, floor: timedelta) -> None:
+    """Refuse a series that would run more often than `floor` (the node's
+    `engine.min_interval`): an interval condition's `every`. RRULEs cannot be finer than a
+    second (SECONDLY) nor cron than a minute.
+
+    Raises:
+        InvalidParameters: keyed `condition.parameters.every`.
+    """
+    if isinstance(condition, Interval) and condition.every < floor:
+        raise InvalidParameters(
+            [
+                Problem(
+                    f"every must be at least {floor.total_seconds():g} s, the floor of how "
+                    "often a series may run",
+                    "condition.parameters.every",
+                )
+            ]
+        )
+
+
+def first_due(condition: Condition, trigger: Trigger, now: datetime) -> datetime:
+    """The first due instant of a task with `condition` (and its `trigger`) added at `now`:
+    a one-shot's instant, even past (the misfire policy decides); a series' first occurrence
+    from `now` on, as occurrences before the task existed are not owed. Found by the bounded
+    search, so this is the proof that the rule has an occurrence.
+
+    Raises:
+        InvalidParameters: none within the search bound (keyed by the rule's field), or none.
+    """
+    key = "condition.parameters"
+    try:
+        # A series' first occurrence at or after both its start and `now`, in one search.
+        first = trigger.next_after(None if isinstance(trigger, OneShot) else now - _TICK)
+    except Unbounded as error:
+        field = condition.rule_field
+        raise InvalidParameters(
+            [Problem(f"the rule has {error}", f"{key}.{field}" if field else key)]
+        ) from None
+    if first is None:
+        raise InvalidParameters([Problem("the rule has no occurrence", key)])
+    return first
 
 
 M = TypeVar("M", bound=BaseModel)

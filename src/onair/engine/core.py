@@ -6,11 +6,12 @@ worker (claims and runs) lives as long as the block.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from datetime import datetime
 from itertools import chain
 from typing import Any
 from uuid import UUID
@@ -20,12 +21,12 @@ from pydantic import ValidationError
 from onair.config import EngineSettings
 from onair.engine import intake, transitions
 from onair.engine.admission import ADMINS, SYSTEM, Admission, Caller, Role, span
-from onair.engine.conditions import parse_condition, problems_of
+from onair.engine.conditions import check_floor, first_due, parse_condition, problems_of
 from onair.engine.events import Event, Events
 from onair.engine.models import FINISHED, NewTask, Record, Run, Status, Task
 from onair.engine.policies import Policy, describe
 from onair.engine.registry import Registry
-from onair.engine.triggers import OneShot
+from onair.engine.triggers import OneShot, following
 from onair.engine.worker import Worker
 from onair.errors import (
     Forbidden,
@@ -38,6 +39,9 @@ from onair.store import queries
 from onair.store.database import Store
 from onair.store.schema import new_id
 from onair.timeutil import Clock, SystemClock
+
+INDEX_PAGE = 500
+"""Task ids read per page of `Engine.index_pages`: well under a millisecond of work each."""
 
 
 def default_node_name() -> str:
@@ -145,14 +149,10 @@ class Engine:
             new.operation.type, new.operation.parameters, "operation.parameters"
         )
         condition = parse_condition(new.condition.type, dict(new.condition.parameters))
+        check_floor(condition, self.settings.min_interval)
         policy = self._policy(new.operation.type, new.policy)
         trigger = condition.trigger(now)
-        first = trigger.next_after(None)
-        if first is not None and first < now and not isinstance(trigger, OneShot):
-            # A series counts from its creation: occurrences before it are not owed.
-            first = trigger.next_after(now - timedelta(microseconds=1))
-        if first is None:
-            raise InvalidParameters([Problem("the rule has no occurrence", "condition.parameters")])
+        first = first_due(condition, trigger, now)  # bounded: refused when not found
         grace = policy.misfire_grace
         if grace is not None and now - first > grace:
             raise InvalidParameters(
@@ -169,7 +169,7 @@ class Engine:
         held_from, held_until = (
             (None, None)
             if hold is None
-            else span(hold.seconds, first, lambda: trigger.next_after(first) if series else None)
+            else span(hold.seconds, first, lambda: following(trigger, first) if series else None)
         )
         task_id = new.id or new_id()
         values: dict[str, Any] = {
@@ -241,13 +241,33 @@ class Engine:
         self, *, owner: str | None = None, any_owner: bool = True
     ) -> dict[Status, list[UUID]]:
         """Every task id, by status (with `any_owner` false: those of `owner`, None: system
-        tasks)."""
-        async with self.store.begin() as conn:
-            rows = await queries.task_index(conn, owner=owner, any_owner=any_owner)
+        tasks), gathered from `index_pages`."""
         index: dict[Status, list[UUID]] = {status: [] for status in Status}
-        for task_id, status in rows:
-            index[Status(status)].append(task_id)
+        async with contextlib.aclosing(self.index_pages(owner=owner, any_owner=any_owner)) as pages:
+            async for status, ids in pages:
+                index[status] += ids
         return index
+
+    async def index_pages(
+        self, *, owner: str | None = None, any_owner: bool = True, size: int = INDEX_PAGE
+    ) -> AsyncGenerator[tuple[Status, list[UUID]]]:
+        """Every task id (as `index`), a page of at most `size` at a time, status by status
+        in `Status` order, each status at least once (an empty page when it has none). The
+        pages come from one snapshot (`Store.reading`), so a task that changes status
+        meanwhile appears once; the work of each page is bounded, so a caller that yields
+        to the event loop between pages never holds it for long, however large the store."""
+        async with self.store.reading() as conn:
+            for status in Status:
+                empty = True
+                pages = queries.index_ids(
+                    conn, status.value, size, owner=owner, any_owner=any_owner
+                )
+                async with contextlib.aclosing(pages):
+                    async for ids in pages:
+                        empty = False
+                        yield status, ids
+                if empty:
+                    yield status, []
 
     async def page(
         self,

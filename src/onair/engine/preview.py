@@ -1,5 +1,9 @@
 """Previews: the next runs a condition would give, with the DST adjustments spelled out, so a
-user can check a schedule before trusting it. Pure: `created` stands for "now"."""
+user can check a schedule before trusting it. Pure: `created` stands for "now".
+
+A preview is one bounded search (`triggers.search_budget`): its instants together may examine
+`PREVIEW_CANDIDATES` candidates, and a preview that reaches that bound answers the instants it
+found (the first one is proven, or the rule is refused, as `Engine.add` would)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from onair.engine.conditions import Condition, parse_condition
+from onair.engine.conditions import Condition, check_floor, first_due, parse_condition
 from onair.engine.models import Task
-from onair.engine.triggers import Every, Occurrence, OneShot, WallClock, is_ambiguous
+from onair.engine.triggers import (
+    MAX_CANDIDATES,
+    Every,
+    Occurrence,
+    OneShot,
+    Trigger,
+    Unbounded,
+    WallClock,
+    is_ambiguous,
+    search_budget,
+)
+
+PREVIEW_CANDIDATES = 2 * MAX_CANDIDATES
+"""What one preview (or one task's upcoming runs on the dashboard) may examine in all."""
 
 
 @dataclass(frozen=True)
@@ -27,23 +44,32 @@ def preview(
 ) -> list[PreviewItem]:
     """The first `count` runs of `condition` for a task created at `created` (aware UTC),
     fewer when the series ends or its `limit` is smaller; with `after`, only runs strictly
-    after it (what is still ahead of a series that began in the past)."""
+    after it (what is still ahead of a series that began in the past). Bounded: the
+    instants found before the search's bound (`PREVIEW_CANDIDATES`), none when the first
+    is not found within it."""
     trigger = condition.trigger(created)
     zone = condition.zone
     wanted = count if condition.limit is None else min(count, condition.limit)
     items: list[PreviewItem] = []
-    while len(items) < wanted:
-        if isinstance(trigger, OneShot | Every | WallClock):
-            found = trigger.occurrence_after(after)
-        else:
-            instant = trigger.next_after(after)
-            found = None if instant is None else Occurrence(instant)
-        if found is None:
-            break
-        local = found.utc.astimezone(zone)
-        items.append(PreviewItem(found.utc, local, _note(found.wall, local, zone)))
-        after = found.utc
+    with search_budget(PREVIEW_CANDIDATES):
+        while len(items) < wanted:
+            try:
+                found = _occurrence(trigger, after)
+            except Unbounded:
+                break
+            if found is None:
+                break
+            local = found.utc.astimezone(zone)
+            items.append(PreviewItem(found.utc, local, _note(found.wall, local, zone)))
+            after = found.utc
     return items
+
+
+def _occurrence(trigger: Trigger, after: datetime | None) -> Occurrence | None:
+    if isinstance(trigger, OneShot | Every | WallClock):
+        return trigger.occurrence_after(after)
+    instant = trigger.next_after(after)
+    return None if instant is None else Occurrence(instant)
 
 
 def _note(wall: datetime | None, local: datetime, zone: ZoneInfo) -> str | None:
@@ -74,15 +100,21 @@ def _offset(text: str) -> str:
 _TICK = timedelta(microseconds=1)
 
 
-def upcoming(condition: Condition, now: datetime, count: int) -> list[PreviewItem]:
+def upcoming(
+    condition: Condition, now: datetime, count: int, floor: timedelta = timedelta(seconds=1)
+) -> list[PreviewItem]:
     """The first `count` runs of a task with `condition` added at `now` (aware UTC). A one-shot
     keeps its instant even when it is past (the misfire policy decides); a series starts at
-    its first occurrence from `now` on, as `Engine.add` places it."""
+    its first occurrence from `now` on, as `Engine.add` places it, and refused as it refuses.
+
+    Raises:
+        InvalidParameters: the rule has no occurrence, or none within the search bound, or
+            it would run more often than `floor` (the node's `engine.min_interval`).
+    """
+    check_floor(condition, floor)
     trigger = condition.trigger(now)
-    first = trigger.next_after(None)
-    after = None
-    if first is not None and first < now and not isinstance(trigger, OneShot):
-        after = now - _TICK
+    first = first_due(condition, trigger, now)
+    after = None if isinstance(trigger, OneShot) else first - _TICK
     return preview(condition, now, count, after)
 
 

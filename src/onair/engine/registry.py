@@ -42,6 +42,10 @@ class RunContext:
     """Which of the task's occurrences this run serves, counted from 1 (missed ones count).
     A retry serves the same occurrence as the run it retries, so an operation that must act
     once per occurrence keys its effect by (`task_id`, `occurrence`), not by `run_id`."""
+    next_occurrence: datetime | None = None
+    """When the series' following occurrence is due (None: a one-shot task, or the series'
+    last run): an operation that would otherwise run on endlessly (a looping playlist) ends
+    by then, so that a run never plays over the next one."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("onair.run"))
 
     async def sleep_until(self, instant: datetime) -> None:

@@ -22,7 +22,8 @@ from onair.engine.events import Event
 from onair.engine.models import Outcome, Record, Status
 from onair.engine.policies import Policy, decide
 from onair.engine.registry import Registry
-from onair.engine.triggers import OneShot, Trigger
+from onair.engine.triggers import Trigger, Unbounded, following
+from onair.errors import InvalidInput
 from onair.store import queries
 from onair.store.database import Connection
 from onair.store.schema import new_id
@@ -43,6 +44,8 @@ class Claimed:
     attempt: int
     owner: str | None
     occurrence: int
+    next_occurrence: datetime | None = None
+    """The series' following occurrence (`RunContext.next_occurrence`)."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +109,25 @@ class Rules:
     def trigger(self, row: Record) -> Trigger:
         return self.condition(row).trigger(row["created_at"])
 
+    def following(self, row: Record, instant: datetime) -> datetime | None:
+        """The occurrence after `instant`, for how long a run holds its resource: None (open
+        ended) when the stored rule is no longer valid or its next is beyond the bound."""
+        try:
+            return following(self.trigger(row), instant)
+        except InvalidInput:
+            return None
+
     def final_status(self, row: Record, last: Outcome) -> Status:
         """The status a task ends with once nothing is left to run: a series has `completed`
         when its count or end is reached, whatever its last run did; a one-shot task takes
         the outcome of its run."""
-        if not isinstance(self.trigger(row), OneShot) or last == Outcome.COMPLETED:
+        if row["condition"] not in ONE_SHOT or last == Outcome.COMPLETED:
             return Status.COMPLETED
         return Status.FAILED
+
+
+ONE_SHOT = frozenset({"now", "at"})
+"""The condition types of one run (their trigger is a `OneShot`)."""
 
 
 def failure(operation: str, message: str) -> str:
@@ -161,6 +176,7 @@ async def claim(
                 attempt=run["attempt"],
                 owner=row["owner"],
                 occurrence=changes[row["id"]]["occurrences"],
+                next_occurrence=changes[row["id"]]["next_at"],
             )
         )
     await queries.update_tasks(conn, changes)
@@ -184,11 +200,15 @@ async def _claim_one(
     if row["attempt"] > 1:  # a retry: due at its backoff instant, not at an occurrence
         run, changes[row["id"]] = _start(row, node, now, row["due_at"], row["next_at"], 0, [])
         return run, []
-    condition = rules.condition(row)
-    limit = condition.limit
-    remaining = None if limit is None else max(limit - row["occurrences"], 1)
-    trigger = condition.trigger(row["created_at"])
-    decision = decide(trigger.next_after, remaining, row["due_at"], now, policy)
+    try:  # every search is bounded; a rule that fails it fails its task, not the node
+        condition = rules.condition(row)
+        limit = condition.limit
+        remaining = None if limit is None else max(limit - row["occurrences"], 1)
+        trigger = condition.trigger(row["created_at"])
+        decision = decide(trigger.next_after, remaining, row["due_at"], now, policy)
+    except (InvalidInput, Unbounded) as error:
+        await _fail_rule(conn, row, now, str(error))
+        return None, []
     occurrences = row["occurrences"] + decision.consumed
     if decision.missed:
         assert decision.first_missed is not None
@@ -216,7 +236,7 @@ async def _claim_one(
     }
     following = decision.next_at
     if following is not None:  # what it holds for its next run, now due then
-        values |= held(row, following, lambda: trigger.next_after(following))
+        values |= held(row, following, lambda: rules.following(row, following))
     if decision.next_at is None and row["active"] == 0:
         values |= {"status": rules.final_status(row, Outcome.MISSED).value, "finished_at": now}
         await queries.update_task(conn, row["id"], values)  # now: its dependents read it
@@ -224,6 +244,25 @@ async def _claim_one(
     else:
         changes[row["id"]] = values
     return None, []
+
+
+async def _fail_rule(conn: Connection, row: Record, now: datetime, reason: str) -> None:
+    """End a task whose stored rule cannot be evaluated (no longer valid, or its next
+    occurrence not found within the search bound) as `failed`, with the reason."""
+    reason = reason.rstrip(".")
+    await queries.update_task(
+        conn,
+        row["id"],
+        {
+            "status": Status.FAILED.value,
+            "finished_at": now,
+            "next_at": None,
+            "due_at": None,
+            "error": f"Its rule can no longer be evaluated: {reason}.",
+            "updated_at": now,
+        },
+    )
+    await settle_dependents(conn, [row["id"]], now)
 
 
 def _start(
@@ -392,7 +431,7 @@ def _after_run(
             "due_at": next_at,
         }
         if not active and next_at is not None:  # what it holds for its next run
-            values |= held(row, next_at, lambda: rules.trigger(row).next_after(next_at))
+            values |= held(row, next_at, lambda: rules.following(row, next_at))
         return values
     return values | {
         "status": rules.final_status(row, end.outcome).value,

@@ -8,14 +8,21 @@ time in their zone and then placed on the UTC line by `resolve` (docs/scheduling
 - an instant is never produced twice, so wall times that a gap collapses onto one instant run once.
 
 Each call does a bounded amount of work: patterns are asked for the next wall time after a given
-wall time, never enumerated from the start of the series.
+wall time, never enumerated from the start of the series, and a search for it looks at most
+`HORIZON_YEARS` ahead and examines at most `MAX_CANDIDATES` candidates (docs/scheduling.md,
+"Search bounds"). A search that reaches its bound raises `Unbounded`: the rule's next occurrence,
+if it has one, is too far or too costly to find, and the caller refuses or fails the rule.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import types
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -24,6 +31,69 @@ from croniter.croniter import CroniterBadDateError
 from dateutil import rrule as _rrule
 
 _TICK = timedelta(microseconds=1)
+
+HORIZON_YEARS = 50
+"""How far ahead of the instant it is asked about a search for a rule's next occurrence looks.
+Long enough for the sparsest rules people write (29 February on a given weekday comes back
+within 40 years), short enough that no search walks the calendar to year 9999."""
+
+MAX_CANDIDATES = 10_000
+"""How many candidates one search may examine: periods of an RRULE's FREQ (a day of a DAILY
+rule, a year of a YEARLY one), the steps a sub-daily rule takes to its next matching hour or
+minute, and the instants it yields on the way. A few tens of milliseconds of CPU at most (about
+3 µs each); whichever of this and `HORIZON_YEARS` comes first ends the search, so a DAILY or
+finer rule looks about 27 years ahead."""
+
+
+class Unbounded(Exception):
+    """No occurrence was found within the search bound (`HORIZON_YEARS`, `MAX_CANDIDATES`):
+    the rule's next one after `after` (naive wall time), if any, lies beyond it."""
+
+    def __init__(self, after: datetime, reason: str) -> None:
+        super().__init__(
+            f"no occurrence after {after.isoformat()} within the search bound "
+            f"({HORIZON_YEARS} years, {MAX_CANDIDATES} candidates): {reason}"
+        )
+        self.after = after
+        self.reason = reason
+
+
+@dataclass
+class _Budget:
+    """What a search may still examine: `candidates`, and wall times up to the end of
+    `last_year` (`ended` says whether that year is the series' own end, not the horizon)."""
+
+    candidates: int
+    last_year: int
+    ended: bool = False
+
+    def spend(self) -> None:
+        self.candidates -= 1
+        if self.candidates < 0:
+            raise _Spent(f"more than {MAX_CANDIDATES} candidates examined")
+
+
+class _Spent(Exception):
+    """Raised inside dateutil's iteration to stop it at the bound."""
+
+    def __init__(self, reason: str, ended: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.ended = ended
+
+
+_shared: ContextVar[_Budget | None] = ContextVar("onair_search_budget", default=None)
+
+
+@contextlib.contextmanager
+def search_budget(candidates: int) -> Iterator[None]:
+    """Within the block, every search draws on one budget of `candidates` in all (a preview of
+    many instants, or a page of them, is bounded as one search is); past it, `Unbounded`."""
+    token = _shared.set(_Budget(candidates, MAXYEAR))
+    try:
+        yield
+    finally:
+        _shared.reset(token)
 
 
 class Trigger(Protocol):
@@ -93,8 +163,13 @@ class Every:
 class Pattern(Protocol):
     """A calendar rule on naive wall time, with no zone and no DST."""
 
-    def after(self, wall: datetime) -> datetime | None:
-        """The first wall time of the rule strictly after `wall`; None when there is none."""
+    def after(self, wall: datetime, end: datetime | None = None) -> datetime | None:
+        """The first wall time of the rule strictly after `wall`; None when there is none, or
+        none up to `end` (a wall time the caller needs nothing after).
+
+        Raises:
+            Unbounded: none found within the search bound.
+        """
         ...
 
 
@@ -109,6 +184,7 @@ class WallClock:
     until: datetime | None = None
 
     def occurrence_after(self, instant: datetime | None) -> Occurrence | None:
+        """Raises: Unbounded, as `Pattern.after`."""
         floor = self.start - _TICK
         after = floor if instant is None or instant < floor else instant
         local = after.astimezone(self.zone)
@@ -117,14 +193,19 @@ class WallClock:
             # The second pass of a fold: every wall time left in the fold resolves to its first
             # pass, which is already behind us.
             wall = _fold_end(local, self.zone) - _TICK
+        end = None
+        if self.until is not None:
+            end = _wall_or_edge(self.until + timedelta(days=1), self.zone)
         while True:
-            found = self.pattern.after(wall)
+            found = self.pattern.after(wall, end)
             if found is None:
                 return None
             due = resolve(found, self.zone)
             if due > after:
                 break
-            wall = found  # collapsed into a gap we already ran at
+            # Collapsed into a gap we already ran at: every wall time left in the gap resolves
+            # to the same instant, so go on from the gap's end.
+            wall = max(found, due.astimezone(self.zone).replace(tzinfo=None) - _TICK)
         if self.until is not None and due > self.until:
             return None
         return Occurrence(due, found)
@@ -134,8 +215,25 @@ class WallClock:
         return None if found is None else found.utc
 
 
+def following(trigger: Trigger, instant: datetime) -> datetime | None:
+    """The trigger's next instant after `instant`, None when there is none or none within the
+    search bound: for what only needs to know how long a span lasts (None: open-ended)."""
+    try:
+        return trigger.next_after(instant)
+    except Unbounded:
+        return None
+
+
 Calendar = OneShot | Every | WallClock
 """The triggers built here; each also tells the wall time behind an instant (`occurrence_after`)."""
+
+
+def _wall_or_edge(instant: datetime, zone: ZoneInfo) -> datetime:
+    """`instant` as naive wall time in `zone`, or the calendar's last wall time past it."""
+    try:
+        return instant.astimezone(zone).replace(tzinfo=None)
+    except OverflowError:
+        return datetime.max
 
 
 def resolve(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -188,7 +286,7 @@ class Steps:
     step: int
     months: bool = False
 
-    def after(self, wall: datetime) -> datetime | None:
+    def after(self, wall: datetime, end: datetime | None = None) -> datetime | None:
         if wall < self.anchor:
             return self.anchor
         try:
@@ -226,10 +324,20 @@ class Cron:
 
     expression: str
 
-    def after(self, wall: datetime) -> datetime | None:
+    def after(self, wall: datetime, end: datetime | None = None) -> datetime | None:
+        """croniter's own search, held to `HORIZON_YEARS` (it walks days and months, not
+        seconds, so its cost is bounded by the horizon)."""
         try:
-            found: datetime = croniter(self.expression, wall).get_next(datetime)
-        except (CroniterBadDateError, OverflowError, ValueError):
+            found: datetime = croniter(
+                self.expression, wall, max_years_between_matches=HORIZON_YEARS
+            ).get_next(datetime)
+        except CroniterBadDateError:
+            if wall.year + HORIZON_YEARS >= MAXYEAR or (
+                end is not None and end.year - wall.year < HORIZON_YEARS
+            ):
+                return None  # the calendar, or the series, ends first
+            raise Unbounded(wall, f"none in {HORIZON_YEARS} years") from None
+        except (OverflowError, ValueError):
             return None
         return found
 
@@ -241,6 +349,61 @@ _PERIODS = {
 }
 
 
+class _BoundedInfo(_rrule._iterinfo):  # type: ignore[misc]
+    """dateutil's per-period bookkeeping, which its iteration asks for every period it walks
+    (`*dayset`) and every month or year it enters (`rebuild`): here each of those draws on the
+    search's budget, so that a rule that yields nothing stops at the bound instead of walking
+    to year 9999 (seconds of CPU) or, with INTERVAL=0, forever."""
+
+    def __init__(self, rule: Any) -> None:
+        super().__init__(rule)
+        self.budget: _Budget = rule.budget
+
+    def rebuild(self, year: int, month: int) -> None:
+        if year > self.budget.last_year:
+            raise _Spent(f"none in {HORIZON_YEARS} years", ended=self.budget.ended)
+        super().rebuild(year, month)
+
+    def ydayset(self, year: int, month: int, day: int) -> Any:
+        self.budget.spend()
+        return super().ydayset(year, month, day)
+
+    def mdayset(self, year: int, month: int, day: int) -> Any:
+        self.budget.spend()
+        return super().mdayset(year, month, day)
+
+    def wdayset(self, year: int, month: int, day: int) -> Any:
+        self.budget.spend()
+        return super().wdayset(year, month, day)
+
+    def ddayset(self, year: int, month: int, day: int) -> Any:
+        self.budget.spend()
+        return super().ddayset(year, month, day)
+
+
+class _BoundedRRule(_rrule.rrule):  # type: ignore[misc]
+    """dateutil's rrule, iterated by dateutil's own code with `_BoundedInfo` in place of its
+    bookkeeping. The iteration is dateutil's function itself, not a copy: only the global it
+    looks the bookkeeping class up by is changed (tests/unit/test_rule_bounds.py holds it)."""
+
+    budget: _Budget
+
+    def _rrule__mod_distance(self, value: int, byxxx: Any, base: int) -> Any:
+        """dateutil's step to the next BYHOUR / BYMINUTE / BYSECOND value of a sub-daily rule
+        (its name as Python mangles it): counted too, since a rule whose day or hour seldom
+        matches takes its steps here, one second or minute at a time."""
+        self.budget.spend()
+        return _rrule.rrule._rrule__mod_distance(self, value, byxxx, base)
+
+    _iter = types.FunctionType(
+        _rrule.rrule._iter.__code__,
+        {**vars(_rrule), "_iterinfo": _BoundedInfo},
+        "_iter",
+        _rrule.rrule._iter.__defaults__,
+        _rrule.rrule._iter.__closure__,
+    )
+
+
 class Rule:
     """An RFC 5545 recurrence rule (dateutil) on naive wall time, without COUNT or UNTIL (the
     trigger and the engine hold those).
@@ -248,7 +411,8 @@ class Rule:
     dateutil's `after` walks the series from DTSTART, so each query restarts the rule at the
     start of the period holding the queried wall time, with every BYxxx part that dateutil would
     have taken from DTSTART written out. The restarted rule has the same periods and so the same
-    occurrences from there on.
+    occurrences from there on. The walk is bounded (`_BoundedInfo`): `HORIZON_YEARS` past the
+    queried wall time and `MAX_CANDIDATES` periods and instants.
     """
 
     def __init__(self, rule: Any) -> None:
@@ -259,6 +423,7 @@ class Rule:
         self.wkst: int = rule._wkst
         self.start = start
         fixed = {k: v for k, v in rule._original_rule.items() if v is not None}
+        self.original = dict(fixed)
         if not any(
             k in fixed for k in ("byweekno", "byyearday", "bymonthday", "byweekday", "byeaster")
         ):
@@ -276,20 +441,53 @@ class Rule:
         ):
             if self.freq < freq:
                 fixed.setdefault(name, value)
+        # A MINUTELY or SECONDLY rule steps through its minutes or seconds by dateutil's
+        # `__mod_distance` when the BY part of its own unit is given, and by plain arithmetic
+        # otherwise; naming every value the interval reaches changes no occurrence and makes
+        # every step one that `_BoundedRRule` counts.
+        for name, freq, first in (
+            ("byminute", _rrule.MINUTELY, start.minute),
+            ("bysecond", _rrule.SECONDLY, start.second),
+        ):
+            if self.freq == freq and name not in self.original:
+                step = math.gcd(self.interval, 60)
+                values = tuple(v for v in range(60) if (v - first) % step == 0)
+                self.original[name] = fixed[name] = values
         self.fixed = fixed
 
-    def after(self, wall: datetime) -> datetime | None:
+    def after(self, wall: datetime, end: datetime | None = None) -> datetime | None:
+        shared = _shared.get()
+        allowed = MAX_CANDIDATES if shared is None else min(MAX_CANDIDATES, shared.candidates)
+        last_year = min(wall.year + HORIZON_YEARS, MAXYEAR)
+        ended = end is not None and end.year < last_year
+        budget = _Budget(allowed, end.year if end is not None and ended else last_year, ended)
         try:
-            found: datetime | None = self._near(wall).after(wall)
+            rule = self._near(wall)
+            rule.budget = budget
+            found: datetime
+            for found in rule:
+                if found > wall:
+                    return found
+                budget.spend()
+        except _Spent as stop:
+            if stop.ended or budget.last_year >= MAXYEAR:
+                return None  # the series, or the calendar, ends before the bound
+            raise Unbounded(wall, stop.reason) from None
         except (OverflowError, ValueError):
             return None
-        return found
+        finally:
+            if shared is not None:
+                shared.candidates -= allowed - max(budget.candidates, 0)
+        return None
 
-    def _near(self, wall: datetime) -> Any:
-        """The rule restarted at the start of the period that holds `wall`."""
+    def _near(self, wall: datetime) -> _BoundedRRule:
+        """The rule restarted at the start of the period that holds `wall` (at DTSTART when
+        `wall` is before it), as a bounded rule."""
         start, n = self.start, self.interval
         if wall <= start:
-            return self.rule
+            return _BoundedRRule(
+                self.freq, dtstart=start, interval=n, wkst=self.wkst, **self.original
+            )
         if self.freq == _rrule.YEARLY:
             restart = datetime(start.year + (wall.year - start.year) // n * n, 1, 1)
         elif self.freq == _rrule.MONTHLY:
@@ -312,5 +510,7 @@ class Rule:
                 base = base.replace(minute=0)
             restart = base + (wall - base) // (unit * n) * (unit * n)
         if restart <= start:
-            return self.rule
-        return _rrule.rrule(self.freq, dtstart=restart, interval=n, wkst=self.wkst, **self.fixed)
+            return _BoundedRRule(
+                self.freq, dtstart=start, interval=n, wkst=self.wkst, **self.original
+            )
+        return _BoundedRRule(self.freq, dtstart=restart, interval=n, wkst=self.wkst, **self.fixed)

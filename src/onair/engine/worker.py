@@ -304,6 +304,7 @@ class Worker:
                 owner=claimed.owner,
                 clock=self.clock,
                 occurrence=claimed.occurrence,
+                next_occurrence=claimed.next_occurrence,
             )
             await self._alarms.wait(claimed.due)
             started = self.clock.now()

@@ -7,20 +7,26 @@ must be configured; and a run holds its output for the media's known duration (a
 playlist's in its mode, cut at `max_duration`), or, when that is not known (a looping mode
 without `max_duration`), until the series' next occurrence (a one-shot: until it is cancelled).
 
-A run plays through the `Player` on one output and pays for what it plays: a user's run takes
-`cost` credits per sound from its owner before the first one starts (as many sounds as it will
-play when that is known, else as many as the balance pays for, all in one transaction keyed by
-the run id), and gives back the credits of sounds it did not play when it ends, however it ends.
-A run the balance cannot pay one sound of fails with "insufficient credits" and plays nothing.
-System tasks (no owner) play free. docs/operations.md has the rules.
+A run plays through the `Player` on one output and pays for what it plays as it plays: a
+user's run takes `cost` credits from its owner just before each sound starts (into one
+transaction keyed by the run id), never the credits of a whole loop ahead, so the rest of the
+balance stays free for the owner's other tasks. A run the balance cannot pay the first sound of
+fails with "insufficient credits" and plays nothing; one that cannot pay a later sound stops
+there and fails with "credits ran out", saying how much it played. System tasks (no owner) play
+free.
+
+A looping run (`loop`, `loop_one`, `random`) of a series ends when the series' next occurrence
+is due, or at its `max_duration`, whichever comes first; a one-shot loop without `max_duration`
+plays until it is cancelled. docs/operations.md has the rules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +54,15 @@ _POLICY = Policy(misfire_grace=timedelta(minutes=5))
 later is worse than none. No retries: a run that failed on the air is not replayed later."""
 
 
+ENDLESS = frozenset({"loop", "loop_one", "random"})
+"""The play modes whose plan never ends by itself."""
+
+HANDOVER = 0.5
+"""Seconds before its series' next occurrence a looping run stops: its end is recorded and its
+output free when the next run is claimed (runs are claimed a little ahead of their instant, and
+an occurrence due while the previous run still plays is skipped)."""
+
+
 class InsufficientCredits(OperationError):
     def __init__(self, user_id: str, cost: int) -> None:
         super().__init__(
@@ -56,14 +71,35 @@ class InsufficientCredits(OperationError):
         )
 
 
+class CreditsRanOut(OperationError):
+    def __init__(self, user_id: str, cost: int, played: int) -> None:
+        super().__init__(
+            f"credits ran out: user {user_id} could not pay the {cost} credit(s) of the next "
+            f"sound after {played} played ({played * cost} credit(s) spent); the run stopped there."
+        )
+
+
 @dataclass
-class _Counter:
-    """Tracks handed to the player, which asks for each just before playing it."""
+class _Bill:
+    """Tracks handed to the player, each paid for just before it starts (the player asks for
+    the next one only then)."""
 
+    play: _Play
+    context: RunContext
     started: int = 0
+    ran_out: bool = False
 
-    def count(self, paths: Sequence[Path]) -> Iterator[Path]:
+    async def pay_each(self, paths: Iterable[Path]) -> AsyncGenerator[Path, None]:
+        """`paths`, as long as the owner pays for them. Raises InsufficientCredits when not
+        even the first is paid for; stops (with `ran_out`) at the first one that is not."""
         for path in paths:
+            if not await self.play._pay_one(self.context):
+                owner = self.context.owner
+                assert owner is not None  # system tasks play free
+                if self.started == 0:
+                    raise InsufficientCredits(owner, self.play.cost)
+                self.ran_out = True
+                return
             self.started += 1
             yield path
 
@@ -140,34 +176,31 @@ class _Play:
         positions: Sequence[int] | None = None,
         playlist_id: UUID | None = None,
     ) -> tuple[list[Playback], int]:
-        """Play `tracks` (paid for first; any not paid for are dropped), the first from `into`
-        seconds into it, and return the playbacks and the credits spent. Every playback goes to
-        the as-run log as it ended, however the run ends; `positions` and `playlist_id` say
-        which tracks of which playlist they are (None: a sound)."""
+        """Play `tracks`, the first from `into` seconds into it, each paid for as it starts,
+        and return the playbacks and the credits spent. Raises InsufficientCredits (nothing
+        played), CreditsRanOut (some played). Every playback goes to the as-run log as it
+        ended, however the run ends; `positions` and `playlist_id` say which tracks of which
+        playlist they are (None: a sound)."""
         name = self.player.output(output)
-        paid = await self._reserve(context, len(tracks))
-        counter = _Counter()
-        playbacks: list[Playback] = []
+        bill = _Bill(self, context)
         aired: list[Playback] = []
         try:
-            paths = [self.library.file(t) for t in tracks[:paid]]
-            playbacks = await self.player.play_many(
-                counter.count(paths),
-                name,
-                max_duration=max_duration,
-                offset=into,
-                aired=aired,
-            )
+            async with contextlib.aclosing(
+                bill.pay_each(self.library.file(t) for t in tracks)
+            ) as paths:
+                playbacks = await self.player.play_many(
+                    paths, name, max_duration=max_duration, offset=into, aired=aired
+                )
         finally:
-            # The last track handed over was not played when the run ended by its max duration.
-            played = len(playbacks) if playbacks else counter.started
-            await asyncio.shield(self._refund(context, paid - played))
             joined = 0.0 if late is None else late.offset
             items = _items(context, self.name, tracks, aired, joined, positions, playlist_id)
-            if paid < len(tracks) and items and items[-1].end == "completed":
+            if bill.ran_out and items and items[-1].end == "completed":
                 items[-1] = replace(items[-1], end="credits")
             await asyncio.shield(self.asrun.record(items))
-        return playbacks, played * self._cost(context)
+        if bill.ran_out:
+            assert context.owner is not None
+            raise CreditsRanOut(context.owner, self.cost, bill.started)
+        return playbacks, len(playbacks) * self._cost(context)
 
     async def _skipped(
         self, context: RunContext, track: Sound, output: str, subject: dict[str, Any]
@@ -184,25 +217,15 @@ class _Play:
     def _cost(self, context: RunContext) -> int:
         return 0 if context.owner is None else self.cost
 
-    async def _reserve(self, context: RunContext, wanted: int) -> int:
-        """Sounds paid for out of `wanted`; raises InsufficientCredits when not even one."""
-        if context.owner is None or wanted == 0:
-            return wanted
+    async def _pay_one(self, context: RunContext) -> bool:
+        """Take the price of one sound from the run's owner; False when the balance cannot
+        pay it (system tasks and free sounds are always paid for)."""
+        if context.owner is None or self.cost == 0:
+            return True
         paid = await self.accounts.spend(
-            context.owner,
-            run_id=context.run_id,
-            task_id=context.task_id,
-            cost=self.cost,
-            wanted=wanted,
+            context.owner, run_id=context.run_id, task_id=context.task_id, cost=self.cost, wanted=1
         )
-        if paid == 0:
-            raise InsufficientCredits(context.owner, self.cost)
-        return paid
-
-    async def _refund(self, context: RunContext, sounds: int) -> None:
-        if context.owner is None or sounds <= 0 or self.cost == 0:
-            return
-        await self.accounts.refund(context.owner, run_id=context.run_id, credits=sounds * self.cost)
+        return paid == 1
 
     async def _media(self, getter: Any, media_id: UUID) -> Any:
         try:
@@ -292,6 +315,7 @@ class PlayPlaylist(_Play):
             positions, tracks = positions[first:], tracks[first:]
             if max_duration is not None:
                 max_duration -= late.offset
+        max_duration = self._limit(parameters, context, max_duration)
         playbacks: list[Playback] = []
         spent = 0
         if late.plays and tracks:
@@ -325,6 +349,20 @@ class PlayPlaylist(_Play):
             "credits_spent": spent,
             "late_start": late.as_json(),
         }
+
+    @staticmethod
+    def _limit(
+        parameters: PlayPlaylistParameters, context: RunContext, limit: float | None
+    ) -> float | None:
+        """Seconds the run may play: `limit` (what `max_duration` leaves), and for a looping
+        mode of a series no later than the series' next occurrence (None: until cancelled, or
+        the plan's end)."""
+        following = context.next_occurrence
+        if parameters.play_mode in ENDLESS and following is not None:
+            left = (following - context.clock.now()).total_seconds() - HANDOVER
+            left = max(left, 0.0)
+            limit = left if limit is None else min(limit, left)
+        return limit
 
     @staticmethod
     def _wanted(parameters: PlayPlaylistParameters, playlist: Playlist) -> int:

@@ -139,6 +139,35 @@ class Store:
         async with self.connect() as connection, connection.begin():
             yield connection
 
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[Connection]:
+        """A connection for a long read in several statements (a listing read a page at a
+        time), in one read-only snapshot: the pages agree with each other, and between them
+        the event loop serves others.
+
+        It is a connection of its own, so a read that spans many turns of the loop holds up
+        no writer: on SQLite a second connection to the file (WAL readers never block the
+        writer), on PostgreSQL a pooled one at REPEATABLE READ. An in-memory SQLite database
+        has no second connection; there it is the shared one, held for the whole read."""
+        if self._pool is not None:
+            async with self._pool.connect() as pooled:
+                await pooled.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+                async with pooled.begin():
+                    yield pooled
+            return
+        if (make_url(self.url).database or ":memory:") == ":memory:":
+            async with self.begin() as shared:
+                yield shared
+            return
+        own = sqlite.InlineConnection(self.sync_engine.connect())
+        try:
+            async with own.begin():
+                yield own
+        finally:
+            await own.close()
+
     async def migrate(self) -> None:
         """Upgrade the schema to the newest revision. Safe when several nodes start at once:
         on PostgreSQL an advisory lock makes them take turns."""

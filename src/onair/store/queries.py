@@ -3,7 +3,7 @@ caller owns the transaction) and returns plain rows or values."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -260,12 +260,25 @@ def _owned(owner: str | None, any_owner: bool) -> list[Any]:
     return [tasks.c.owner == owner if owner is not None else tasks.c.owner.is_(None)]
 
 
-async def task_index(
-    conn: Connection, *, owner: str | None = None, any_owner: bool = True
-) -> list[tuple[UUID, str]]:
-    """The id and status of every task (of `owner`, unless `any_owner`)."""
-    query = select(tasks.c.id, tasks.c.status).where(*_owned(owner, any_owner))
-    return [(row.id, row.status) for row in await conn.execute(query)]
+async def index_ids(
+    conn: Connection,
+    status: str,
+    size: int,
+    *,
+    owner: str | None = None,
+    any_owner: bool = True,
+) -> AsyncGenerator[list[UUID]]:
+    """The ids of the tasks in `status` (of `owner`, unless `any_owner`), at most `size` at
+    a time, from one cursor, so that each page costs the same however large the store; in no
+    particular order (the index is a set). `conn` must be in a transaction (a server-side
+    cursor on PostgreSQL)."""
+    query = select(tasks.c.id).where(tasks.c.status == status, *_owned(owner, any_owner))
+    result = await conn.stream(query)
+    try:
+        while rows := await result.fetchmany(size):
+            yield [row[0] for row in rows]
+    finally:
+        await result.close()
 
 
 async def list_tasks(

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Dialect, Executable
+from sqlalchemy import Connection, CursorResult, Dialect, Executable, Row
 from sqlalchemy.engine import Transaction
 
 log = logging.getLogger("onair.store")
@@ -64,6 +64,15 @@ class InlineConnection:
     async def exec_driver_sql(self, statement: str, parameters: Any = None) -> CursorResult[Any]:
         return self.sync_connection.exec_driver_sql(statement, parameters)
 
+    async def stream(
+        self,
+        statement: Executable,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> InlineResult:
+        """The rows of `statement`, read from its cursor as they are fetched (as
+        `AsyncConnection.stream` does with a server-side cursor)."""
+        return InlineResult(self.sync_connection.execute(statement, parameters))
+
     async def run_sync(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -84,6 +93,22 @@ class InlineConnection:
 
     async def close(self) -> None:
         self.sync_connection.close()
+
+
+class InlineResult:
+    """A statement's rows fetched a few at a time, with the awaitable methods of an
+    `AsyncResult` that onair uses. SQLite steps through the rows only as they are fetched."""
+
+    __slots__ = ("_result",)
+
+    def __init__(self, result: CursorResult[Any]) -> None:
+        self._result = result
+
+    async def fetchmany(self, size: int) -> Sequence[Row[Any]]:
+        return self._result.fetchmany(size)
+
+    async def close(self) -> None:
+        self._result.close()
 
 
 class Block:
