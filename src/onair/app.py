@@ -10,7 +10,8 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -54,7 +55,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
     emilounge = Emilounge(settings.emilounge)  # always, as the reference b445346 does
     emistream = Emistream(settings.emistream)
     streaming, srt = settings.operations.stream, settings.emistream.srt
-    asrun = AsRun()
+    # The engine first: the as-run log announces on its events, and the audio operations that
+    # report to the log join its registry after it.
+    registry = Registry([Test(), CreditRecharge(accounts)])
+    engine = Engine(store, registry, clock=clock, settings=settings.engine)
+    asrun = AsRun(store, engine.events, engine.node)
     stream = Stream(
         emishows, emirecords, emilounge, emistream, streaming, srt.host, srt.port, asrun
     )
@@ -66,10 +71,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
     player = Player(outputs, busy_timeout=audio.busy_timeout.total_seconds(), clock=clock)
     library = Library(store, audio.media_dir, clock)
     play = (library, player, accounts, audio.cost, audio.seed, asrun)
-    registry = Registry(
-        [Test(), CreditRecharge(accounts), stream, PlaySound(*play), PlayPlaylist(*play)]
-    )
-    engine = Engine(store, registry, clock=clock, settings=settings.engine)
+    for operation in (stream, PlaySound(*play), PlayPlaylist(*play)):
+        registry.add(operation)
     synchronizer = Synchronizer(
         engine, emishows, store, settings.synchronizer, streaming.lead, clock
     )
@@ -114,7 +117,7 @@ async def running(node: Node) -> AsyncIterator[Node]:
         if settings.cleaner.enabled:
             await stack.enter_async_context(
                 Cleaner(
-                    node.engine.expire,
+                    _expire(node),
                     node.engine.clock,
                     settings.cleaner.reference,
                     settings.cleaner.interval,
@@ -124,6 +127,16 @@ async def running(node: Node) -> AsyncIterator[Node]:
         if settings.synchronizer.enabled:
             await stack.enter_async_context(node.synchronizer)
         yield node
+
+
+def _expire(node: Node) -> Callable[[datetime], Awaitable[object]]:
+    """The retention of everything a node keeps: finished tasks, runs, the as-run log."""
+
+    async def expire(before: datetime) -> object:
+        tasks, runs = await node.engine.expire(before)
+        return tasks, runs, await node.asrun.expire(before)
+
+    return expire
 
 
 def check_exposure(settings: Settings, authenticator: Authenticator) -> None:

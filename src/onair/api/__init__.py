@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from onair.api import events, media, monitoring, preview, scheduler, tasks, ui, users
+from onair.api import asrun, events, media, monitoring, preview, scheduler, tasks, ui, users
 from onair.api.deps import NO_TELEMETRY, ApiState
 from onair.api.errors import Shape, install_errors
 from onair.api.eventlog import EventLog
@@ -61,7 +61,13 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         # which was 10% of a `POST /tasks`.
         routes=[
             route
-            for router in (tasks.router, monitoring.tasks_router, preview.router, events.router)
+            for router in (
+                tasks.router,
+                monitoring.tasks_router,
+                preview.router,
+                events.router,
+                asrun.router,
+            )
             for route in router.routes
         ],
     )
@@ -69,7 +75,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
     app.include_router(monitoring.router)
     ui.install(app)
     user_api = users.create_user_api(
-        scheduler.router, preview.user_router, events.user_router, media.router
+        scheduler.router, preview.user_router, events.user_router, media.router, asrun.user_router
     )
     app.mount("/api/v1", user_api)
     settings = node.settings

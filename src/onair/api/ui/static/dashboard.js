@@ -70,6 +70,23 @@
     $("failures-none").hidden = data.failures.length > 0;
   }
 
+  function aired(data) {
+    $("aired").replaceChildren(...data.aired.map((item) => {
+      const late = item.lateness_seconds;
+      return el("tr", { "data-item": item.id, "data-end": item.end },
+        el("td", {}, el("a", { href: `/ui/tasks/${item.task_id}`, text: item.name }), " ",
+          el("span", { class: "tag", text: item.kind })),
+        el("td", {}, el("time", { datetime: item.planned_at, text: Onair.when(item.planned_at) })),
+        el("td", {}, item.first_audio_at
+          ? el("time", { datetime: item.first_audio_at, text: Onair.when(item.first_audio_at) })
+          : "—"),
+        el("td", { class: "lateness", text: late === null ? "—" : `${(late * 1000).toFixed(0)} ms` }),
+        el("td", { text: `${item.seconds_aired.toFixed(1)} s` }),
+        el("td", { text: item.error ? `${item.end}: ${item.error}` : item.end }));
+    }));
+    $("aired-none").hidden = data.aired.length > 0;
+  }
+
   function tick() {
     const now = Date.now() + skew;
     for (const cell of document.querySelectorAll("td.elapsed")) {
@@ -90,6 +107,7 @@
     timeline(data);
     runningNow(data);
     failures(data);
+    aired(data);
     document.body.dataset.loaded = String(Date.now());
     if (!following) {
       following = true;
