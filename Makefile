@@ -10,7 +10,7 @@ DEV := $(VENV)/.installed-dev-$(SUM)
 BENCH := $(VENV)/.installed-bench-$(SUM)
 WITH_BENCH := .[dev,bench]# a variable: a comma in $(call ...) would split the argument
 
-.PHONY: run test lint bench readme install clean
+.PHONY: run test lint bench fuzz readme install clean
 
 install: $(DEV) $(BENCH)
 
@@ -50,6 +50,12 @@ lint: $(DEV)
 
 bench: $(BENCH)
 	$(BIN)/python -m benchmarks
+
+# The fuzz suite of CI (tests/integration/test_fuzz.py), longer and new examples each run
+# (about 10 minutes).
+fuzz: $(DEV)
+	ONAIR_FUZZ_EXAMPLES=100 ONAIR_FUZZ_CONDITIONS=300 ONAIR_FUZZ_RANDOM=1 \
+		$(BIN)/pytest tests/integration/test_fuzz.py -n 0 -p no:cacheprovider -rA
 
 readme: $(SERVE)
 	$(BIN)/onair settings --readme README.md

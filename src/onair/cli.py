@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from onair.accounts.tokens import Role
 from onair.config import Settings
+from onair.timeutil import human_duration
 
 app = typer.Typer(help="onair: the scheduler for radio stations and audio platforms.")
 tasks_app = typer.Typer(help="Tasks of a running service (over its HTTP API).")
@@ -248,7 +250,9 @@ def tasks_show(task_id: str, url: UrlOption = None, token: TokenOption = None) -
     table.add_row("condition", json.dumps(task["task"]["condition"]))
     table.add_row("rule", task.get("description") or "")
     table.add_row("dependencies", json.dumps(task["task"]["dependencies"]))
-    table.add_row("next", str(task.get("next")))
+    table.add_row("next", _due(task.get("next")))
+    if task.get("retry") is not None:
+        table.add_row("retry", f"attempt due {_due(task['retry'])}")
     for key in ("scheduled", "started", "cancelled", "failed", "completed", "error", "result"):
         if key in detail:
             table.add_row(key, json.dumps(detail[key]) if key == "result" else str(detail[key]))
@@ -291,7 +295,28 @@ def tasks_schedule(
         console.print(f"[red]not JSON: {error}[/red]")
         raise typer.Exit(2) from error
     created = _call(url, "POST", "/tasks", body, token=token)
-    console.print(f"scheduled {created['task']['id']} at {created['scheduled']}")
+    task_id = created["task"]["id"]
+    task = _call(url, "GET", f"/tasks/{task_id}", token=token)
+    if task.get("next") is not None:
+        console.print(f"scheduled {task_id}, next due {_due(task['next'])}")
+    else:  # a `now` task may have run already
+        console.print(f"scheduled {task_id}, {task['status']}")
+
+
+def _due(text: str | None) -> str:
+    """A naive UTC instant of the Tasks API for people: `2030-01-01 00:00:00 UTC (in 3 years
+    29 days)`, so that nobody has to guess its zone or do the arithmetic."""
+    if text is None:
+        return "none"
+    instant = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    delta = instant - datetime.now(UTC)
+    if abs(delta) < timedelta(seconds=1):
+        when = "now"
+    elif delta > timedelta(0):
+        when = f"in {human_duration(delta)}"
+    else:
+        when = f"{human_duration(delta)} ago"
+    return f"{instant:%Y-%m-%d %H:%M:%S} UTC ({when})"
 
 
 @tasks_app.command("preview")

@@ -165,9 +165,9 @@ async def child(
         **options,
     )
     watched = _prctl is None
-    if watched:
-        _watchdog.watch(process.pid)
     try:
+        if watched:
+            _watchdog.watch(process.pid)
         yield process
     finally:
         try:

@@ -555,7 +555,13 @@ class SchedulerService(TaskService):
         policy: Mapping[str, Any] | None = None,
     ) -> ScheduledTask:
         """Add a task for `user_id` (None: a system task). The Python API is trusted: any
-        registered type may be scheduled for anyone.
+        registered type may be scheduled for anyone, with any retry `policy`
+        (`{"retry": {"attempts": 3, "backoff": "PT30S"}}`).
+
+        Times: an aware `scheduled_at` is taken as is; a **naive** one is wall time in
+        `timezone`, so the seed's `datetime.utcnow() + timedelta(hours=2)` with
+        `timezone="America/New_York"` lands 7 hours from now in winter. Pass aware datetimes
+        (`datetime.now(UTC) + ...`). The answer's `scheduled_at` is the aware UTC instant.
 
         Raises:
             InvalidParameters: a wrong field, keyed by the argument's name.

@@ -70,6 +70,26 @@ async def test_schedule_show_cancel_from_the_command_line(
     assert "already cancelled" in again.stdout
 
 
+async def test_schedule_prints_when_the_task_is_next_due(
+    shared_server: Server, client: httpx.AsyncClient
+) -> None:
+    """Not the creation time: the next due instant, its zone, and how far ahead it is."""
+    when = '{"datetime": "2030-01-01T00:00:00"}'
+    scheduled = await asyncio.to_thread(
+        onair, shared_server, "tasks", "schedule", "test", "--condition", "at", "--when", when
+    )
+    assert scheduled.returncode == 0, scheduled.stderr
+    match = re.fullmatch(
+        r"scheduled ([0-9a-f-]{36}), next due 2030-01-01 00:00:00 UTC \(in (\d+) years? "
+        r"\d+ days?\)\n",
+        scheduled.stdout,
+    )
+    assert match is not None, scheduled.stdout
+    shown = await asyncio.to_thread(onair, shared_server, "tasks", "show", match.group(1))
+    assert "2030-01-01 00:00:00 UTC (in " in shown.stdout
+    await client.delete(f"/tasks/{match.group(1)}")
+
+
 async def test_errors_are_readable(shared_server: Server) -> None:
     refused = await asyncio.to_thread(onair, shared_server, "tasks", "schedule", "nope")
     assert refused.returncode == 1

@@ -93,3 +93,29 @@ async def test_a_prompt_client_keeps_its_connection(bounded: Server) -> None:
             },
         )
         assert created.status_code == 201, created.text
+
+
+async def test_an_event_stream_outlives_the_timeouts(bounded: Server) -> None:
+    """Once a request's body is in, nothing times it out: an event stream open for several
+    times every bound still delivers the event of a task added then."""
+    async with httpx.AsyncClient(base_url=bounded.url, timeout=None) as client:
+        request = client.build_request("GET", "/events")
+        response = await client.send(request, stream=True)
+        assert response.status_code == 200
+        lines = response.aiter_lines()
+        await asyncio.sleep(BOUND * 4)
+        created = await client.post(
+            "/tasks",
+            json={
+                "operation": {"type": "test", "parameters": {}},
+                "condition": {"type": "now", "parameters": {}},
+                "dependencies": {},
+            },
+        )
+        assert created.status_code == 201, created.text
+        task_id = created.json()["task"]["id"]
+        async with asyncio.timeout(WITHIN):
+            async for line in lines:
+                if line.startswith("data:") and task_id in line:
+                    break
+        await response.aclose()

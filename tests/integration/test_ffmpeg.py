@@ -65,7 +65,7 @@ async def test_a_killed_node_leaves_no_ffmpeg_and_its_successor_removes_partial_
     node = start_server(database, **env)
     alice = someone()
     async with node.client() as client:
-        sound = await upload(client, cookie(alice), tone(tmp_path / "long.wav", 20))
+        sound = await upload(client, cookie(alice), tone(tmp_path / "long.wav", 10))
         due = (datetime.now(UTC) + timedelta(seconds=0.2)).isoformat()
         response = await client.post(
             "/api/v1/scheduler/tasks",
@@ -136,3 +136,38 @@ def test_ffmpeg_dies_with_a_process_killed_by_sigkill(guard: str) -> None:
             assert gone_within([pid], 3) == []
         finally:
             parent.kill()
+
+
+UPLOADER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from onair.audio.library import Library
+
+    with Library(None, Path(sys.argv[1]))._incoming() as incoming:
+        incoming.write_bytes(b"the first bytes")
+        print(incoming, flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_a_partial_upload_is_removed_once_its_writer_is_dead_not_before(tmp_path: Path) -> None:
+    from onair.audio.library import Library
+
+    library = Library(None, tmp_path)  # type: ignore[arg-type]  # no store needed for files
+    with subprocess.Popen(
+        [sys.executable, "-c", UPLOADER, str(tmp_path)], stdout=subprocess.PIPE
+    ) as writer:
+        try:
+            assert writer.stdout is not None
+            partial = Path(writer.stdout.readline().decode().strip())
+            assert partial.name.startswith(".incoming-")
+            assert library.remove_partial_uploads() == []  # its writer lives
+            assert partial.read_bytes() == b"the first bytes"
+            writer.kill()
+            writer.wait()
+            assert library.remove_partial_uploads() == [partial]
+            assert not partial.exists()
+        finally:
+            writer.kill()

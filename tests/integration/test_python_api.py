@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,6 +27,7 @@ from onair import (
 )
 from onair.config import Settings
 from onair.operations.credit_recharge import DAILY_RECHARGE_ID
+from tests.integration.tones import tone
 
 DOCS = Path(__file__).parents[2] / "docs" / "python-api.md"
 
@@ -53,6 +55,63 @@ async def test_the_documented_example_runs_as_documented(tmp_path: Path) -> None
     assert process.returncode == 0, err.decode()
     assert out.decode() == expected
     assert (tmp_path / "data" / "example.db").exists()
+
+
+SEED = Path("/work/shared/seeds/004_0bf9f0c84ecd7651.txt")
+SEED_BODY = re.compile(r"# Create a one-shot task.*?limit=20\s*\)", re.S)
+PLACEHOLDERS = {"str(sound.id)": '"sound-uuid-here"', "str(playlist.id)": '"playlist-uuid"'}
+
+
+def _code(text: str) -> str:
+    """Code without its layout (whitespace, trailing commas): the seed is stored flattened,
+    and `ruff format` lays the docs' copy out."""
+    return re.sub(r",([)}\]])", r"\1", "".join(text.split()))
+
+
+async def test_the_seeds_example_runs_with_only_its_imports_and_set_up_changed(
+    tmp_path: Path,
+) -> None:
+    """Seed 004's `SchedulerService` example, as docs/python-api.md adapts it: between its set-up
+    and its closing prints, the code is the seed's word for word (placeholder ids aside); it
+    runs, and its answers are aware instants that show the naive-time rule."""
+    [example] = _blocks("py")
+    body = SEED_BODY.search(example)
+    assert body is not None
+    ours = body.group(0)
+    for replacement, placeholder in PLACEHOLDERS.items():
+        ours = ours.replace(replacement, placeholder)
+    seed_text = await asyncio.to_thread(lambda: SEED.read_text() if SEED.exists() else None)
+    if seed_text is not None:  # the seeds sit beside the repository (stored flattened)
+        seed = SEED_BODY.search(seed_text)
+        assert seed is not None
+        assert _code(ours) == _code(seed.group(0))
+
+    tone(tmp_path / "alarm.wav", 0.5)
+    script = tmp_path / "seed.py"
+    script.write_text(example)
+    began = datetime.now(UTC)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    lines = dict(line.split(": ", 1) for line in out.decode().splitlines())
+    assert lines["cancelled"] == "True"
+    assert lines["pending"] == "['Weekly Playlist']"
+    # utcnow() + 2 h, read as New York wall time: 2 h plus New York's offset from UTC.
+    one_shot = datetime.fromisoformat(lines["one-shot at"])
+    assert one_shot.utcoffset() == timedelta(0)
+    ahead = began.astimezone(ZoneInfo("America/New_York")).utcoffset()
+    assert ahead is not None
+    meant = began + timedelta(hours=2) - ahead
+    assert abs(one_shot - meant) < timedelta(seconds=30), (one_shot, meant)
+    weekly = datetime.fromisoformat(lines["weekly at"])
+    assert abs(weekly - (began + timedelta(days=1))) < timedelta(seconds=30)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from onair.config import EngineSettings
 from onair.engine.admission import ANYONE, Admission, Hold, Role
@@ -23,7 +23,7 @@ from onair.engine.registry import JSON, Registry, RunContext
 from onair.errors import OperationError
 from onair.operations.test import Test
 from onair.store.database import Store
-from onair.store.schema import nodes
+from onair.store.schema import nodes, runs, tasks
 
 MESSAGES = {
     "nul": "bad\u0000byte",  # PostgreSQL refuses it in text; SQLite takes it
@@ -92,12 +92,46 @@ async def test_an_unstorable_error_holds_back_no_other_run(
         assert error == f"Operation poison failed: {message}."
 
 
+async def test_a_task_whose_rules_fail_on_its_end_fails_and_holds_back_no_other_run(
+    poisoned: Engine, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row that no text could fix: the task's stored policy no longer validates when its
+    run fails, so its rules cannot tell whether to retry it. The run is recorded, the task
+    fails saying why, and the node goes on."""
+    task = await poisoned.add(NewTask(Spec("test", {"sleep": 0.3, "fail": "boom"}), soon(0.05)))
+    async with asyncio.timeout(3):
+        while (await poisoned.get(task.id)).status is not Status.RUNNING:
+            await asyncio.sleep(0.02)
+    async with store.begin() as conn:
+        await conn.execute(
+            update(tasks).where(tasks.c.id == task.id).values(policy={"overlap": "sideways"})
+        )
+    query = select(tasks.c.status, tasks.c.error).where(tasks.c.id == task.id)
+    async with asyncio.timeout(3):
+        while True:
+            async with store.begin() as conn:
+                row = (await conn.execute(query)).one()
+            if row.status in ("failed", "completed"):
+                break
+            await asyncio.sleep(0.02)
+    assert row.status == "failed"
+    assert row.error.startswith("onair could not record a run's end: ValidationError: "), row
+    assert "overlap" in row.error
+    async with store.begin() as conn:
+        query = select(runs.c.outcome, runs.c.error).where(runs.c.task_id == task.id)
+        assert (await conn.execute(query)).all() == [("failed", "Operation test failed: boom.")]
+    good = await poisoned.add(NewTask(Spec("test"), soon(0.05)))
+    assert await finished(poisoned, good.id, within=2) is Status.COMPLETED
+    assert any("abandoned" in r.getMessage() for r in caplog.records)
+
+
 async def test_a_node_that_cannot_record_stops_heartbeating_until_it_can(
     postgresql_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Node a's store refuses its run ends (a trigger stands for a store that refuses them):
-    a stops heartbeating, node b recovers a's run once a's lease expires; when the store
-    takes a's writes again, a heartbeats again."""
+    a stops claiming and heartbeating, node b recovers a's run once a's lease expires; once a
+    can write again (its end of that run is then dropped: b's record stands), it heartbeats
+    and runs tasks again."""
     caplog.set_level(logging.WARNING, "onair.engine")
     lease = EngineSettings(lease="PT1S")  # type: ignore[arg-type]
     registry = Registry([Test()])
@@ -128,10 +162,8 @@ async def test_a_node_that_cannot_record_stops_heartbeating_until_it_can(
                 assert error is not None
                 assert error.startswith("Interrupted: node a stopped"), error
                 assert recovered < 3.5  # the run's 0.3 s, the 1 s lease, b's heartbeats
-                async with store_b.begin() as conn:
-                    rows = (await conn.execute(select(nodes.c.name))).scalars().all()
-                assert "a" not in rows  # a's lease expired, and b forgot it
-
+                # Once b has recorded the run, a has nothing left that the store refuses: it
+                # records (nothing), heartbeats and claims again, and its next runs complete.
                 async with store_b.begin() as conn:
                     await conn.exec_driver_sql("DROP TRIGGER refuse_a ON runs")
                 async with asyncio.timeout(3):

@@ -90,14 +90,18 @@ async def test_a_node_restarts_on_a_store_holding_rules_it_now_refuses(
     async with first.client() as client:
         refused = await schedule(client, condition=rrule("FREQ=SECONDLY;INTERVAL=2"))
         unbounded = await schedule(client, condition=rrule("FREQ=SECONDLY;INTERVAL=2"))
+        fast = await schedule(client, condition={"type": "interval", "parameters": {"every": 2}})
     first.kill()
     start = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(days=1)
     async with Store(database_url) as store, store.begin() as conn:
-        for task_id, rule in (
-            (refused, "FREQ=YEARLY;INTERVAL=0"),  # looped forever in dateutil
-            (unbounded, "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30"),  # walked to 9999: 5 s
+        for task_id, parameters in (
+            # a ZeroDivisionError in every claim, which failed the node's whole batch
+            (refused, {"rule": "FREQ=YEARLY;INTERVAL=0", "start": start.isoformat()}),
+            # walked day by day to year 9999: seconds of event loop per claim
+            (unbounded, {"rule": "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30", "start": "2026-01-01"}),
+            # back to back, a whole core
+            (fast, {"every": 0.000001}),
         ):
-            parameters = {"rule": rule, "start": start.isoformat()}
             await conn.execute(
                 update(tasks)
                 .where(tasks.c.id == UUID(task_id))
@@ -113,6 +117,9 @@ async def test_a_node_restarts_on_a_store_holding_rules_it_now_refuses(
         assert "INTERVAL takes no 0" in failed["error"]
         failed = await wait_status(client, unbounded, "failed", within=10)
         assert "within the search bound (50 years, 10000 candidates)" in failed["error"]
+        failed = await wait_status(client, fast, "failed", within=10)
+        assert "every must be at least 1 s, the floor of how often" in failed["error"]
+        assert len((await client.get(f"/tasks/{fast}/runs")).json()["runs"]) <= 2
         assert (await client.get("/ping")).status_code == 204
         later = await schedule(client)
         await wait_status(client, later, "completed")

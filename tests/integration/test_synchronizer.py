@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -320,6 +321,56 @@ async def test_emishows_unreachable_changes_nothing(
     assert cycle.error.startswith("emishows is unreachable: GET /schedule failed 4 times")
     assert (cycle.added, cycle.cancelled, cycle.expected) == ((), (), None)
     assert len(await stream_tasks(synchronizer.engine)) == 1
+
+
+async def test_emishows_away_is_logged_once_with_a_hint_and_asked_once_per_cycle(
+    synchronizer: Synchronizer, fakes: Neighbours, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node without station neighbours: one WARNING when emishows becomes unreachable (the
+    first time with the setting that turns the synchronizer off), none while it stays away,
+    one request per cycle instead of four, and the first cycle after it is back synchronizes
+    (and says so, once)."""
+    t0 = now()
+    add_event(fakes, t0 + timedelta(hours=2))
+    fakes.emishows.inject(Fault(path="/schedule", times=4 + 1 + 1, status=503))
+    caplog.set_level(logging.DEBUG, logger="onair")
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    def requests() -> int:
+        return len(fakes.emishows.logged("GET", "/schedule"))
+
+    first = await synchronizer.cycle(t0)
+    assert requests() == 4  # the client's retries, as usual: a blip is ridden out
+    (warned,) = warnings()
+    assert warned == (
+        "synchronizer: emishows failed, stream tasks are not synchronized until it answers "
+        "(nothing is changed meanwhile; it is asked once per cycle, quietly): emishows answered "
+        "GET /schedule with HTTP 503 after 4 attempts: Injected fault. A node without emishows "
+        "does not need the synchronizer: ONAIR__SYNCHRONIZER__ENABLED=false turns it off."
+    )
+    assert first.error is not None
+
+    for minute in (1, 2):
+        away = await synchronizer.cycle(t0 + timedelta(minutes=minute))
+        assert away.error == (
+            "emishows answered GET /schedule with HTTP 503 after 1 attempt: Injected fault."
+        )
+    assert requests() == 4 + 1 + 1
+    assert len(warnings()) == 1
+
+    back = await synchronizer.cycle(t0 + timedelta(minutes=3))  # within one interval
+    assert (back.error, len(back.added)) == (None, 1)
+    recovered = [r for r in caplog.records if "answers again" in r.getMessage()]
+    assert [r.levelno for r in recovered] == [logging.INFO]
+    assert synchronizer.away is None
+
+    # Away again: said once more, without the hint this time.
+    fakes.emishows.inject(Fault(path="/schedule", times=4, status=503))
+    await synchronizer.cycle(t0 + timedelta(minutes=4))
+    assert len(warnings()) == 2
+    assert "ENABLED=false" not in warnings()[1]
 
 
 async def test_a_failed_cancel_is_recorded(synchronizer: Synchronizer, fakes: Neighbours) -> None:

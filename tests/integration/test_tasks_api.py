@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from onair.accounts.tokens import Role
 from tests.integration.helpers import LATE, NOW, body, schedule, wait_status
+from tests.integration.test_user_api import bearer
 
 UNKNOWN = "85478e12-fd0d-4de3-a26b-cd1ec7f94f2b"
 STATUSES = ("pending", "running", "cancelled", "failed", "completed")
@@ -392,6 +394,24 @@ async def test_run_history_records_lateness(client: httpx.AsyncClient) -> None:
     assert details["last"] is not None
     # Generous for a loaded 2-core machine; `make bench` measures the real figures.
     assert 0 <= run["lateness"] < LATE
+
+
+async def test_started_and_last_are_the_instant_the_run_really_started(
+    client: httpx.AsyncClient,
+) -> None:
+    """Runs are claimed a little before they are due: the task's `started` (the reference's
+    field) and `last` are the run's real start, not its planned one, so a client that reads
+    them sees the run's lateness."""
+    task_id = await schedule(client, condition=future(0.5))
+    completed = await wait_status(client, task_id, "completed")
+    (run,) = (await client.get(f"/tasks/{task_id}/runs")).json()["runs"]
+    assert completed["started"] == run["started"]
+    assert (await client.get(f"/tasks/{task_id}")).json()["last"] == run["started"]
+    assert datetime.fromisoformat(run["started"]) > datetime.fromisoformat(run["due"])
+    seed = (
+        await client.get(f"/api/v1/scheduler/tasks/{task_id}", headers=bearer("ops", Role.ADMIN))
+    ).json()
+    assert seed["last_executed_at"] == run["started"] + "+00:00"
 
 
 async def test_openapi_and_docs(client: httpx.AsyncClient) -> None:

@@ -43,8 +43,8 @@ def test_one_shot_beyond_grace_expires_with_how_late() -> None:
     assert decision.missed == 1
     assert decision.next_at is None
     assert decision.reason == (
-        "Expired: due at 2026-03-01T12:00:00+00:00, 1.5 min late, "
-        "beyond the misfire grace of 30.000 s."
+        "Expired: due at 2026-03-01T12:00:00+00:00, 1 minute 30 seconds late, "
+        "beyond the misfire grace of 30 seconds."
     )
 
 
@@ -101,3 +101,35 @@ def test_task_overrides_merge_into_the_operation_defaults() -> None:
     assert merged.retry.backoff == timedelta(seconds=2)
     assert merged.overlap == "allow"
     assert merged.misfire_grace == timedelta(minutes=5)
+
+
+def every_second_from_t0(instant: datetime) -> datetime | None:
+    """An every-second rule's `next_after`: the first whole second after `instant`."""
+    return T0 + timedelta(seconds=(instant - T0) // timedelta(seconds=1) + 1)
+
+
+def test_a_day_of_missed_seconds_is_skipped_not_walked() -> None:
+    """A node back after a day: 86,400 occurrences of an every-second rule are not walked one
+    by one (which kept the event loop for seconds); the latest runs, the rest are estimated."""
+    import time
+
+    now = T0 + timedelta(days=1, milliseconds=300)
+    began = time.perf_counter()
+    decision = decide(every_second_from_t0, None, T0, now, Policy())
+    assert time.perf_counter() - began < 0.05
+    assert decision.run
+    assert decision.due == T0 + timedelta(days=1)
+    assert decision.next_at == T0 + timedelta(days=1, seconds=1)
+    assert decision.missed == 86_400
+    assert decision.consumed == 86_401
+    assert decision.reason is not None
+    assert decision.reason.startswith("Missed: about 86400 occurrences from 2026-03-01T12:00:00")
+
+
+def test_a_count_that_runs_out_in_what_was_skipped_ends_the_series() -> None:
+    now = T0 + timedelta(days=1, milliseconds=300)
+    decision = decide(every_second_from_t0, 1_000, T0, now, Policy())
+    assert decision.consumed == 1_000
+    assert decision.next_at is None
+    assert decision.due == T0 + timedelta(seconds=999)  # the count's last occurrence
+    assert decision.missed == 999

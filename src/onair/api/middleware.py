@@ -164,7 +164,8 @@ class BodyLimit:
       Starlette's own limiter answers in plain text whatever the application sends.
     - 408 when the next part of a body takes longer than `timeout` (a client that stalls
       mid-body would otherwise hold its connection and its request for ever; uvicorn has no
-      such timeout), and the connection is closed.
+      such timeout), and the connection is closed. Once the body is in, a read only waits
+      for the client to leave (an event stream's), and waits as long as it takes.
     - NaN and infinities are not JSON (RFC 8259), yet Python's and Pydantic's parsers read
       them, and NUL characters are text no PostgreSQL column holds: both are refused from the
       read that ends the body (`Refused`: 400 on the Tasks API, 422 on the user API, naming
@@ -197,12 +198,13 @@ class BodyLimit:
         received = int(declared) if declared.isdigit() else 0
         chunks: list[bytes] | None = [] if kind and _JSON_BYTES.match(kind) else None
         timeout = self.timeout
+        complete = False  # once the body is in, a read waits for the disconnect: no timeout
 
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, complete
             if received > limit:
                 raise HTTPException(413, f"The request body is over {limit} bytes.")
-            if timeout is None:
+            if timeout is None or complete:
                 message = await receive()
             else:
                 try:
@@ -216,6 +218,7 @@ class BodyLimit:
                     ) from None
             if message["type"] != "http.request":
                 return message
+            complete = not message.get("more_body", False)
             body: bytes = message.get("body", b"")
             if not declared:
                 received += len(body)
@@ -223,7 +226,7 @@ class BodyLimit:
                     raise HTTPException(413, f"The request body is over {limit} bytes.")
             if chunks is not None:
                 chunks.append(body)
-                if not message.get("more_body", False):
+                if complete:
                     whole = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                     chunks.clear()
                     if _SUSPECT.search(whole) and (found := json_problems(whole)):

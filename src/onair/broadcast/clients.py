@@ -20,9 +20,19 @@ JSON, and `limit` never (the servers' default of 10 applies; listings page with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +70,22 @@ RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0)
 
 _logger = logging.getLogger("onair.broadcast")
 
+
+def _times(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class _Manner:
+    """How the requests of the current task are made (`_Neighbour.quietly`)."""
+
+    retries: bool = True
+    level: int = logging.WARNING
+
+
+_USUAL = _Manner()  # frozen: safe to share as the default
+_MANNER: contextvars.ContextVar[_Manner] = contextvars.ContextVar("manner", default=_USUAL)
+
 M = TypeVar("M", bound=BaseModel)
 P = TypeVar("P", bound=Page)
 T = TypeVar("T")
@@ -79,7 +105,7 @@ class NeighbourRefused(NeighbourError):
     def __init__(self, neighbour: str, what: str, status: int, detail: str, attempts: int) -> None:
         super().__init__(
             neighbour,
-            f"answered {what} with HTTP {status} after {attempts} attempts: {detail}",
+            f"answered {what} with HTTP {status} after {_times(attempts, 'attempt')}: {detail}",
         )
         self.status = status
         self.detail = detail
@@ -165,29 +191,52 @@ class _Neighbour:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    @staticmethod
+    @contextlib.contextmanager
+    def quietly(*, retries: bool = True) -> Iterator[None]:
+        """Within the block (in this asyncio task only), failed attempts are logged at DEBUG
+        instead of WARNING, and with `retries=False` each request is tried once: for a caller
+        that reports failures itself, once, such as the synchronizer while a neighbour stays
+        away."""
+        token = _MANNER.set(_Manner(retries=retries, level=logging.DEBUG))
+        try:
+            yield
+        finally:
+            _MANNER.reset(token)
+
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """`attempt()` under the retry pattern; it raises `_Transient` for a failed try.
+        """`attempt()` under the retry pattern (or once, `quietly(retries=False)`); it raises
+        `_Transient` for a failed try.
 
         Raises:
             NeighbourUnreachable: the last try got no answer.
             NeighbourRefused: the last try got a non-2xx answer.
         """
-        attempts = len(self._delays) + 1
+        manner = _MANNER.get()
+        delays = self._delays if manner.retries else ()
+        attempts = len(delays) + 1
         last: _Transient | None = None
-        for number, delay in enumerate((0.0, *self._delays), start=1):
+        for number, delay in enumerate((0.0, *delays), start=1):
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
                 return await attempt()
             except _Transient as failure:
                 last = failure
-                _logger.warning(
-                    "%s %s, attempt %d of %d: %s", self.name, what, number, attempts, failure
+                _logger.log(
+                    manner.level,
+                    "%s %s, attempt %d of %d: %s",
+                    self.name,
+                    what,
+                    number,
+                    attempts,
+                    failure,
                 )
         assert last is not None
         if last.status is None:
             raise NeighbourUnreachable(
-                self.name, f"is unreachable: {what} failed {attempts} times, last: {last.reason}"
+                self.name,
+                f"is unreachable: {what} failed {_times(attempts, 'time')}, last: {last.reason}",
             )
         raise NeighbourRefused(self.name, what, last.status, last.detail, attempts)
 

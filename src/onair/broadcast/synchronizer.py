@@ -46,6 +46,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from onair import timeutil
 from onair.broadcast.clients import Emishows, NeighbourError
 from onair.broadcast.models import Event, Instance, Schedule, StreamParameters
 from onair.config import SynchronizerSettings
@@ -277,6 +278,38 @@ class Synchronizer:
         """The instant of the next cycle while the loop runs (None otherwise)."""
         self._task: asyncio.Task[None] | None = None
         self._watchers: list[Callable[[Cycle], None]] = []
+        self.away: datetime | None = None
+        """Since when emishows has failed every cycle (None: it answered the latest one)."""
+        self._hinted = False
+
+    def _neighbour_failed(self, error: str) -> None:
+        """Log that emishows became unreachable, once: the first time with the setting that
+        turns the synchronizer off (a node without station neighbours does not need it), later
+        without; and nothing more (DEBUG) while it stays away."""
+        if self.away is not None:
+            log.debug("synchronizer: emishows still fails: %s", error)
+            return
+        self.away = self.clock.now()
+        hint = ""
+        if not self._hinted:
+            self._hinted = True
+            hint = (
+                " A node without emishows does not need the synchronizer: "
+                "ONAIR__SYNCHRONIZER__ENABLED=false turns it off."
+            )
+        log.warning(
+            "synchronizer: emishows failed, stream tasks are not synchronized until it "
+            "answers (nothing is changed meanwhile; it is asked once per cycle, quietly): "
+            "%s.%s",
+            error.rstrip("."),
+            hint,
+        )
+
+    def _neighbour_answered(self) -> None:
+        if self.away is not None:
+            gone = timeutil.human_duration(self.clock.now() - self.away)
+            log.info("synchronizer: emishows answers again after %s; synchronized", gone)
+            self.away = None
 
     def watch(self, watcher: Callable[[Cycle], None]) -> None:
         """Call `watcher` with every cycle as it ends. It must not block; one that raises is
@@ -313,12 +346,16 @@ class Synchronizer:
         try:
             async with self.store.exclusive(LOCK) as held:
                 if held:
-                    await self._synchronize(now, progress)
+                    # Failed attempts are this class's to report (once per state change);
+                    # while emishows stays away, each cycle tries once instead of four times.
+                    with self.emishows.quietly(retries=self.away is None):
+                        await self._synchronize(now, progress)
+                    self._neighbour_answered()
                 else:
                     log.info("synchronizer: another node holds the lock; skipping this cycle")
         except NeighbourError as failure:
             error = str(failure)
-            log.warning("synchronizer: cycle failed, nothing more is changed: %s", error)
+            self._neighbour_failed(error)
         except Exception as failure:  # the loop must survive anything; the error is recorded
             error = f"{type(failure).__name__}: {failure}"
             log.exception("synchronizer: cycle failed unexpectedly")

@@ -106,16 +106,9 @@ class _Zoned(Condition):
     def _in_range(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         """An instant that stays inside the calendar once its zone (or offset) is applied."""
         name = info.data.get("timezone")
-        if value is None or name is None:
-            return value
-        zone = timeutil.zone(name)
-        try:
-            instant = _as_utc(value, zone)
-            inside = EARLIEST <= instant <= LATEST and EARLIEST <= instant.astimezone(zone)
-            inside = inside and instant.astimezone(zone) <= LATEST
-        except (OverflowError, ValueError):
-            inside = False
-        if not inside:
+        if value is None or name is None or 1 < value.year < 9999:
+            return value  # no offset (under a day) takes a year between out of the calendar
+        if not _inside(value, timeutil.zone(name)):
             raise PydanticCustomError(
                 "instant_range",
                 "{value} in {zone} is out of range: instants must lie between {earliest} and "
@@ -186,6 +179,19 @@ class _Series(_Zoned):
 
     def _until(self) -> datetime | None:
         return None if self.until is None else self._instant(self.until)
+
+
+def _inside(value: datetime, zone: ZoneInfo) -> bool:
+    """Whether `value` (naive: wall time in `zone`) lies within `EARLIEST` and `LATEST`, in UTC
+    and in `zone`."""
+    if 1 < value.year < 9999:
+        return True
+    try:
+        instant = _as_utc(value, zone)
+        local = instant.astimezone(zone).replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        return False
+    return EARLIEST <= instant <= LATEST and EARLIEST <= local <= LATEST
 
 
 def _as_utc(value: datetime, zone: ZoneInfo) -> datetime:
@@ -287,8 +293,13 @@ class RRule(_Series):
             anchor = start if start.tzinfo is None else start.astimezone(zone)
             anchor = anchor.replace(tzinfo=None, fold=0)
         try:
-            rule, _, _ = _split_rule(value, anchor)
+            rule, _, until = _split_rule(value, anchor)
             _check_parts(rule)
+            if until is not None and not _inside(until, timeutil.zone(name or "UTC")):
+                raise ValueError(
+                    f"UNTIL {until.isoformat()} is out of range: instants must lie between "
+                    f"{EARLIEST.date()} and {LATEST.date()} UTC"
+                )
         except (ValueError, TypeError, OverflowError, ZeroDivisionError) as error:
             raise PydanticCustomError(
                 "rrule", "invalid RRULE '{rule}': {reason}", {"rule": value, "reason": str(error)}

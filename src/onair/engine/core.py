@@ -63,7 +63,7 @@ class Engine:
         self.registry = registry
         self.clock = clock or SystemClock()
         self.settings = settings or EngineSettings()
-        self.rules = transitions.Rules(registry)
+        self.rules = transitions.Rules(registry, self.settings.min_interval)
         self.node = self.settings.node or default_node_name()
         self.events = Events()
         self.worker: Worker | None = None
@@ -158,8 +158,8 @@ class Engine:
             raise InvalidParameters(
                 [
                     Problem(
-                        f"{first.isoformat()} is already {describe(now - first)} "
-                        f"past, beyond the misfire grace of {describe(grace)}",
+                        f"{first.isoformat()} was {describe(now - first)} ago, "
+                        f"beyond the misfire grace of {describe(grace)}",
                         "condition.parameters",
                     )
                 ]

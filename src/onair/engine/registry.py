@@ -4,7 +4,7 @@ An operation is a small async unit, `run(parameters, dependencies, context) -> J
 `Parameters` model validates a task's parameters when the task is created, so a task that
 cannot run is refused at the door instead of failing later. Cancellation is asyncio's: the
 engine cancels the asyncio task of a run, and an operation that holds a subprocess must kill and
-reap it in a `finally` (see `onair.audio.ffmpeg`).
+reap it in a `finally` (see `onair.ffmpeg`).
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from onair.engine.admission import held
-from onair.engine.conditions import Condition, parse_condition
+from onair.engine.conditions import Condition, check_floor, parse_condition
 from onair.engine.events import Event
 from onair.engine.models import Outcome, Record, Status
 from onair.engine.policies import Policy, decide
@@ -93,10 +93,13 @@ def storable(end: Ended) -> Ended:
 
 
 class Rules:
-    """Reads a task row's policy and trigger, from its operation's defaults and its condition."""
+    """Reads a task row's policy and trigger, from its operation's defaults and its condition.
+    `min_interval` is the node's floor of how often a series may run (`check_floor`): a stored
+    series below it (written before the floor, or before it was raised) fails when claimed."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, min_interval: timedelta = timedelta(seconds=1)) -> None:
         self.registry = registry
+        self.min_interval = min_interval
 
     def policy(self, row: Record) -> Policy:
         name = row["operation"]
@@ -202,6 +205,7 @@ async def _claim_one(
         return run, []
     try:  # every search is bounded; a rule that fails it fails its task, not the node
         condition = rules.condition(row)
+        check_floor(condition, rules.min_interval)
         limit = condition.limit
         remaining = None if limit is None else max(limit - row["occurrences"], 1)
         trigger = condition.trigger(row["created_at"])
@@ -400,6 +404,42 @@ async def end_runs(conn: Connection, rules: Rules, ended: Iterable[Ended], now: 
     await settle_dependents(conn, finished, now)
 
 
+async def abandon_run(conn: Connection, end: Ended, reason: str, now: datetime) -> None:
+    """Record `end` without moving its task on by its rules, which failed (the store refused
+    `end_runs` for this end, even made `storable`): the run ends as `end` says, and its task,
+    unless already final, fails with `reason`, which settles the tasks waiting for it. The
+    recorder's last resort, so that a task whose row its rules cannot read holds back no other
+    run; the task's other runs in progress, if any, still end by `end_runs`."""
+    end = storable(end)
+    rows = await queries.get_tasks(conn, [end.task_id], lock=True)
+    if not await queries.unfinished(conn, [end.run_id]):
+        return  # a cancel or a recovery recorded it first
+    values = {
+        "started_at": end.started,
+        "finished_at": end.finished,
+        "outcome": end.outcome.value,
+        "error": end.error,
+    }
+    await queries.finish_run(conn, end.run_id, values)
+    if not rows or rows[0]["status"] not in ACTIVE:
+        return
+    await queries.update_task(
+        conn,
+        end.task_id,
+        {
+            "status": Status.FAILED.value,
+            "finished_at": now,
+            "due_at": None,
+            "active": 0,
+            "last_outcome": end.outcome.value,
+            "error": storable_text(reason),
+            "updated_at": now,
+        },
+        status_in=ACTIVE,
+    )
+    await settle_dependents(conn, [end.task_id], now)
+
+
 def _after_run(
     rules: Rules, row: Record, end: Ended, attempt: int, now: datetime
 ) -> dict[str, Any]:
@@ -410,6 +450,11 @@ def _after_run(
         "last_outcome": end.outcome.value,
         "updated_at": now,
     }
+    # The task's `started_at` was the run's planned start (claims come a little early); its
+    # real start replaces it, unless a later run has started since (overlap `allow`).
+    started = end.started
+    if started is not None and (row["started_at"] is None or started >= row["started_at"]):
+        values["started_at"] = started
     next_at = row["next_at"]
     if end.outcome == Outcome.COMPLETED:
         values |= {"result": end.result, "error": None, "attempt": 1}

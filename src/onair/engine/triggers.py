@@ -195,7 +195,7 @@ class WallClock:
             wall = _fold_end(local, self.zone) - _TICK
         end = None
         if self.until is not None:
-            end = _wall_or_edge(self.until + timedelta(days=1), self.zone)
+            end = _wall_or_edge(self.until, self.zone, timedelta(days=1))
         while True:
             found = self.pattern.after(wall, end)
             if found is None:
@@ -228,10 +228,11 @@ Calendar = OneShot | Every | WallClock
 """The triggers built here; each also tells the wall time behind an instant (`occurrence_after`)."""
 
 
-def _wall_or_edge(instant: datetime, zone: ZoneInfo) -> datetime:
-    """`instant` as naive wall time in `zone`, or the calendar's last wall time past it."""
+def _wall_or_edge(instant: datetime, zone: ZoneInfo, margin: timedelta) -> datetime:
+    """`instant + margin` as naive wall time in `zone`, or the calendar's last wall time when
+    that is past it."""
     try:
-        return instant.astimezone(zone).replace(tzinfo=None)
+        return (instant + margin).astimezone(zone).replace(tzinfo=None)
     except OverflowError:
         return datetime.max
 

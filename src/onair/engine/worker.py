@@ -68,7 +68,7 @@ class Worker:
     ) -> None:
         self.store = store
         self.registry = registry
-        self.rules = Rules(registry)
+        self.rules = Rules(registry, settings.min_interval)
         self.clock = clock
         self.settings = settings
         self.node = node
@@ -406,10 +406,9 @@ class Worker:
 
     async def _record(self, batch: list[Ended]) -> None:
         """Write `batch` in one transaction; if the store refuses it, write its ends one by
-        one, each as it is and then made storable (`transitions.storable`), so that one bad
-        row holds back no other run. Ends that even that cannot write mean the store refuses
-        to record: they are retried with a backoff while the node lives, and meanwhile the
-        node neither claims nor heartbeats (see `_recording_fails`)."""
+        one (`_record_each`), so that one bad row holds back no other run. Ends that even that
+        cannot write mean the store refuses to record: they are retried with a backoff while
+        the node lives, and meanwhile the node neither claims nor heartbeats (`_failing`)."""
         pending = batch
         attempt = 0
         while True:
@@ -435,9 +434,11 @@ class Worker:
         self._failing(False)
 
     async def _record_each(self, batch: list[Ended]) -> list[Ended]:
-        """Write the ends of `batch` one at a time; returns those the store refused even
-        made storable. Stops early, returning the rest untried, once three in a row have
-        failed and none has passed: then it is the store, not the rows."""
+        """Write the ends of `batch` one at a time, each as it is, then made storable, then
+        as a last resort abandoned (`transitions.abandon_run`: its task fails, as its rules
+        could not move it on). Returns those that not even that could write. Stops early,
+        returning the rest untried, once three in a row have failed and none has passed:
+        then it is the store, not the rows."""
         stuck: list[Ended] = []
         recorded = 0
         for index, end in enumerate(batch):
@@ -452,22 +453,33 @@ class Worker:
             clean = transitions.storable(end)
             try:
                 await self._commit([clean])
-            except Exception:
+            except Exception as exc:
                 log.exception("recording the end of run %s failed, even made storable", end.run_id)
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                recorded += 1
+                log.warning(
+                    "the end of run %s was refused (%s); recorded with its text made storable, "
+                    "the error was %r",
+                    end.run_id,
+                    reason,
+                    end.error,
+                )
+                continue
+            try:
+                await self._commit([clean], abandon=f"onair could not record a run's end: {reason}")
+            except Exception:
+                log.exception("recording the end of run %s failed, even abandoned", end.run_id)
                 stuck.append(end)
                 continue
             recorded += 1
-            log.warning(
-                "the end of run %s was refused (%s); recorded with its text made storable, "
-                "the error was %r",
-                end.run_id,
-                reason,
-                end.error,
-            )
+            log.error("run %s abandoned: its task %s failed (%s)", end.run_id, end.task_id, reason)
         return stuck
 
-    async def _commit(self, batch: list[Ended]) -> None:
-        """Record `batch` in one transaction, then publish its ends and forget its runs."""
+    async def _commit(self, batch: list[Ended], abandon: str | None = None) -> None:
+        """Record `batch` in one transaction, then publish its ends and forget its runs. With
+        `abandon`, the one end of `batch` is recorded by `transitions.abandon_run` with that
+        reason instead of by the task's rules."""
         events = []
         for end in batch:
             active = self._active.get(end.run_id)
@@ -479,7 +491,11 @@ class Worker:
                 )
         began = time.perf_counter()
         async with self.store.begin() as conn:
-            await transitions.end_runs(conn, self.rules, batch, self.clock.now())
+            if abandon is None:
+                await transitions.end_runs(conn, self.rules, batch, self.clock.now())
+            else:
+                (end,) = batch
+                await transitions.abandon_run(conn, end, abandon, self.clock.now())
             await self.store.notify(
                 conn, chain(["due "], (f"event {event.payload()}" for event in events))
             )
