@@ -34,6 +34,7 @@ from onair.operations.credit_recharge import CreditRecharge, ensure_daily_rechar
 from onair.operations.play import PlayPlaylist, PlaySound
 from onair.operations.stream import Stream
 from onair.operations.test import Test
+from onair.operations.webhook import Alerter, DeliverWebhook
 from onair.store.database import Store
 from onair.tasks import SchedulerService
 from onair.timeutil import Clock, SystemClock
@@ -57,7 +58,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
     streaming, srt = settings.operations.stream, settings.emistream.srt
     # The engine first: the as-run log announces on its events, and the audio operations that
     # report to the log join its registry after it.
-    registry = Registry([Test(), CreditRecharge(accounts)])
+    registry = Registry([Test(), CreditRecharge(accounts), DeliverWebhook(settings.alerts)])
     engine = Engine(store, registry, clock=clock, settings=settings.engine)
     asrun = AsRun(store, engine.events, engine.node)
     stream = Stream(
@@ -112,6 +113,8 @@ async def running(node: Node) -> AsyncIterator[Node]:
         if node.audio_warning:
             logging.getLogger("onair.audio").warning(node.audio_warning)
         await stack.enter_async_context(node.player)
+        # After the engine, so that it stops first, once the alerts it was adding are stored.
+        await stack.enter_async_context(Alerter(node.engine, node.asrun, settings.alerts))
         if settings.credits.daily_recharge:
             await ensure_daily_recharge(node.engine)
         if settings.cleaner.enabled:

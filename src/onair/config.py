@@ -457,6 +457,56 @@ class LogSettings(BaseModel):
     format: Literal["text", "json"] = Field("text", description="Log line format.")
 
 
+AlertKind = Literal["run_failed", "late_start", "late_first_audio", "cut_short"]
+ALERT_KINDS: tuple[AlertKind, ...] = ("run_failed", "late_start", "late_first_audio", "cut_short")
+
+
+class Webhook(BaseModel):
+    """Where alerts are posted (docs/operations.md, "Alerts"). Only URLs configured here are
+    ever called: a webhook task names one of these, never a URL of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="http:// or https:// URL the alerts are POSTed to.")
+    secret: SecretStr = Field(
+        description="HMAC-SHA256 key of the `X-Onair-Signature` header (at least 16 characters).",
+        min_length=16,
+    )
+    alerts: list[AlertKind] = Field(
+        default_factory=lambda: list(ALERT_KINDS), description="Which alerts it receives."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"a webhook URL must be http:// or https:// with a host: {value!r}")
+        return value
+
+
+class AlertsSettings(BaseModel):
+    webhooks: dict[str, Webhook] = Field(
+        default_factory=dict,
+        description=(
+            "Webhooks by name, as JSON: "
+            '`{"ops": {"url": "https://…", "secret": "…", "alerts": ["run_failed"]}}`.'
+        ),
+    )
+    late_start: timedelta = Field(
+        timedelta(seconds=5), description="Alert when a run starts later than this."
+    )
+    late_first_audio: timedelta = Field(
+        timedelta(seconds=5), description="Alert when an item's first audio is later than this."
+    )
+    timeout: timedelta = Field(timedelta(seconds=10), description="Deadline of one delivery.")
+    attempts: int = Field(10, ge=1, le=100, description="Deliveries tried per alert.")
+    backoff: timedelta = Field(
+        timedelta(seconds=5),
+        description="Wait before the second delivery; it doubles, up to 10 minutes.",
+    )
+
+
 class Settings(BaseSettings):
     """All of onair's settings. Environment: `ONAIR__SECTION__KEY`, e.g. `ONAIR__SERVER__PORT`."""
 
@@ -487,6 +537,7 @@ class Settings(BaseSettings):
     retries: RetriesSettings = Field(default_factory=RetriesSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
 
     @field_validator("store", mode="after")
