@@ -32,6 +32,7 @@ from onair.engine.registry import Registry
 from onair.node import Node
 from onair.operations.credit_recharge import CreditRecharge, ensure_daily_recharge
 from onair.operations.play import PlayPlaylist, PlaySound
+from onair.operations.readiness import CheckBroadcast, ReadinessPlanner
 from onair.operations.stream import Stream
 from onair.operations.test import Test
 from onair.operations.webhook import Alerter, DeliverWebhook
@@ -72,7 +73,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
     player = Player(outputs, busy_timeout=audio.busy_timeout.total_seconds(), clock=clock)
     library = Library(store, audio.media_dir, clock)
     play = (library, player, accounts, audio.cost, audio.seed, asrun)
-    for operation in (stream, PlaySound(*play), PlayPlaylist(*play)):
+    checks = CheckBroadcast(stream, settings.readiness, engine)
+    for operation in (stream, PlaySound(*play), PlayPlaylist(*play), checks):
         registry.add(operation)
     synchronizer = Synchronizer(
         engine, emishows, store, settings.synchronizer, streaming.lead, clock
@@ -115,6 +117,9 @@ async def running(node: Node) -> AsyncIterator[Node]:
         await stack.enter_async_context(node.player)
         # After the engine, so that it stops first, once the alerts it was adding are stored.
         await stack.enter_async_context(Alerter(node.engine, node.asrun, settings.alerts))
+        if settings.readiness.enabled:
+            lead = settings.operations.stream.lead
+            await stack.enter_async_context(ReadinessPlanner(node.engine, settings.readiness, lead))
         if settings.credits.daily_recharge:
             await ensure_daily_recharge(node.engine)
         if settings.cleaner.enabled:

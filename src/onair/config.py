@@ -457,8 +457,33 @@ class LogSettings(BaseModel):
     format: Literal["text", "json"] = Field("text", description="Log line format.")
 
 
-AlertKind = Literal["run_failed", "late_start", "late_first_audio", "cut_short"]
-ALERT_KINDS: tuple[AlertKind, ...] = ("run_failed", "late_start", "late_first_audio", "cut_short")
+class ReadinessSettings(BaseModel):
+    enabled: bool = Field(True, description="Check upcoming broadcasts before air.")
+    leads: list[timedelta] = Field(
+        default_factory=lambda: [timedelta(hours=24), timedelta(hours=1), timedelta(minutes=10)],
+        description="How long before each broadcast it is checked (the earliest also prefetches).",
+    )
+    duration_tolerance: timedelta = Field(
+        timedelta(seconds=60), description="How far a recording's length may be from its slot's."
+    )
+    max_silence: timedelta = Field(
+        timedelta(seconds=30), description="The longest silence a ready recording may hold."
+    )
+    silence_noise_db: float = Field(
+        -50.0, le=0, description="Below this level (dBFS) audio counts as silence."
+    )
+    loudness_min: float = Field(-30.0, description="Quietest integrated loudness (LUFS) ready.")
+    loudness_max: float = Field(-12.0, description="Loudest integrated loudness (LUFS) ready.")
+
+
+AlertKind = Literal["run_failed", "late_start", "late_first_audio", "cut_short", "at_risk"]
+ALERT_KINDS: tuple[AlertKind, ...] = (
+    "run_failed",
+    "late_start",
+    "late_first_audio",
+    "cut_short",
+    "at_risk",
+)
 
 
 class Webhook(BaseModel):
@@ -538,6 +563,7 @@ class Settings(BaseSettings):
     events: EventsSettings = Field(default_factory=EventsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
 
     @field_validator("store", mode="after")
@@ -594,6 +620,8 @@ def _show(value: object) -> str:
     if isinstance(value, dict | list):
         import json
 
+        if isinstance(value, list) and all(isinstance(v, timedelta) for v in value):
+            return json.dumps([_iso_duration(v) for v in value])
         return json.dumps(value)
     return str(value)
 

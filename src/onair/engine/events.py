@@ -27,9 +27,12 @@ KINDS = (
     "missed",
     "interrupted",
     "aired",
+    "readiness",
 )
 """`aired`: an item of a run went on air and ended (`onair.audio.asrun`); its `data` is the
-as-run item, its `due` the item's planned instant and its `lateness` its first audio's."""
+as-run item, its `due` the item's planned instant and its `lateness` its first audio's.
+`readiness`: a broadcast was checked before air (`onair.operations.readiness`); `data` is the
+check's verdict."""
 
 
 @dataclass(frozen=True)

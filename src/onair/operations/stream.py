@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time as monotonic_time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
@@ -232,7 +233,9 @@ class Stream:
 
         destination = self._destination(event.id, instance.start, context)
         try:
-            source = await self._download(event, tz, instance, destination)
+            source = await self._take_prefetched(event.id, instance.start, destination)
+            if source is None:
+                source = await self._download(event, tz, instance, destination)
             log.info(
                 "stream %s %s: downloaded %d bytes from %s (event %s, start %s)",
                 event.id,
@@ -333,6 +336,68 @@ class Stream:
             if instance.start == start:
                 return instance
         raise InstanceNotFound(event.id, start)
+
+    async def locate(self, parameters: StreamParameters) -> tuple[Event, ZoneInfo, Instance]:
+        """The event and instance a stream task names, as its run finds them (step 1).
+
+        Raises: EventNotFound, ScheduleNotFound, InstanceNotFound, NeighbourError.
+        """
+        event = await self.emishows.event(parameters.id)
+        if event is None:
+            raise EventNotFound(parameters.id)
+        tz = _event_zone(event)
+        return event, tz, await self._instance(event, tz, parameters.start)
+
+    def prefetched(self, event: UUID, start: datetime) -> Path:
+        """Where a readiness check keeps the recording of an instance until its broadcast
+        (`onair.operations.readiness`); its source is described beside it (`.json`)."""
+        return self.settings.cache / "prefetch" / f"{event}_{start:%Y%m%dT%H%M%S}.ogg"
+
+    async def prefetch(self, event: Event, tz: ZoneInfo, instance: Instance) -> Path:
+        """Download the instance's recording ahead (step 2), unless it already was: into a
+        temporary file first, then renamed, so that a broadcast never takes half a file.
+
+        Raises: NoDownload, NeighbourError.
+        """
+        path = self.prefetched(event.id, instance.start)
+        described = path.with_suffix(".json")
+        if await anyio.Path(path).exists() and await anyio.Path(described).exists():
+            return path
+        await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        try:
+            source = await self._download(event, tz, instance, partial)
+            await anyio.Path(partial).replace(path)
+        finally:
+            with contextlib.suppress(OSError):
+                await anyio.Path(partial).unlink(missing_ok=True)
+        about = {
+            "service": source.service,
+            "event": str(source.event),
+            "start": source.start.isoformat(),
+            "size": source.download.size,
+        }
+        await anyio.Path(described).write_text(json.dumps(about))
+        return path
+
+    async def _take_prefetched(
+        self, event: UUID, start: datetime, destination: Path
+    ) -> _Source | None:
+        """The prefetched recording, moved to `destination` (this run's), or None."""
+        path = self.prefetched(event, start)
+        described = path.with_suffix(".json")
+        try:
+            about = json.loads(await anyio.Path(described).read_text())
+            await anyio.Path(path).replace(destination)
+        except (OSError, ValueError):
+            return None
+        with contextlib.suppress(OSError):
+            await anyio.Path(described).unlink()
+        size = int(about["size"])
+        download = Download(destination, size, "audio/ogg", "", datetime.now(UTC))
+        return _Source(
+            about["service"], UUID(about["event"]), datetime.fromisoformat(about["start"]), download
+        )
 
     def _destination(self, event: UUID, start: datetime, context: RunContext) -> Path:
         """A file of this run alone, so that two runs for one instance never share a file."""

@@ -2,10 +2,11 @@
 
 The alerter watches this node's engine events and as-run log and, for each alert (a run failed,
 a run started later than `alerts.late_start`, an item's first audio later than
-`alerts.late_first_audio`, an item cut short), adds one `webhook` task per configured webhook
-that takes that alert. Each delivery is then one of onair's own tasks: stored before anything
-is sent, so a node that restarts before it is delivered delivers it after; retried with backoff
-while the receiver fails; listed in the run history like any other task.
+`alerts.late_first_audio`, an item cut short, a broadcast at risk: one alert per new reason),
+adds one `webhook` task per configured webhook that takes that alert. Each delivery is then one
+of onair's own tasks: stored before anything is sent, so a node that restarts before it is
+delivered delivers it after; retried with backoff while the receiver fails; listed in the run
+history like any other task.
 
 A delivery is a POST of the alert's JSON, signed with the webhook's secret (HMAC-SHA256 over
 `<timestamp>.<body>`, docs/operations.md, "Alerts"). A task names a webhook of the settings,
@@ -148,6 +149,13 @@ class Alerter:
 
     def observe(self, event: Event) -> None:
         if event.remote or event.operation == DeliverWebhook.name or event.run_id is None:
+            return
+        if event.kind == "readiness" and event.data is not None:
+            verdict = dict(event.data)
+            for reason in verdict.get("new", []):
+                summary = f"Broadcast of event {verdict['event']} at {verdict['start']} is at risk."
+                risk = {**verdict, "reason": reason}
+                self.alert("at_risk", event, f"{summary} {reason['message']}", risk)
             return
         threshold = self.settings.late_start.total_seconds()
         if event.kind == "failed":
