@@ -196,3 +196,11 @@ async def test_the_retention_removes_items_that_ended_before_it(store: Store) ->
     items, total = await log.page(*everything)
     assert (items, total) == ([recent], 1)
     assert items[0].lateness == pytest.approx(0.01, abs=1e-6)
+
+
+async def test_readiness_answers_the_upcoming_broadcasts(client: httpx.AsyncClient) -> None:
+    """No broadcast is upcoming on this server (test_readiness checks the verdicts)."""
+    response = await client.get("/readiness")
+    assert (response.status_code, response.json()) == (200, [])
+    overview = (await client.get("/ui/api/overview")).json()
+    assert overview["readiness"] == []

@@ -23,7 +23,7 @@ from onair.engine.events import Event
 from onair.engine.models import NewTask, Spec
 from onair.engine.registry import Registry
 from onair.ffmpeg import ffmpeg_path
-from onair.operations.readiness import CheckBroadcast, ReadinessPlanner, check_id
+from onair.operations.readiness import CheckBroadcast, ReadinessPlanner, check_id, upcoming
 from onair.operations.test import Test
 from onair.operations.webhook import Alerter, DeliverWebhook
 from onair.store.database import Store
@@ -142,6 +142,16 @@ async def test_each_broadcast_at_risk_gets_its_reason_and_one_signed_alert(
                 assert second.status.value == "pending"
                 assert second.next_at == start - timedelta(minutes=40)
                 assert not planner._pending
+                board = await upcoming(engine)
+
+    # Each upcoming broadcast's state, as GET /readiness answers it.
+    states = sorted((b["event"], b["state"], [r["check"] for r in b["reasons"]]) for b in board)
+    assert states == sorted([
+        (str(silent.id), "at_risk", ["silence"]),
+        (str(long.id), "at_risk", ["duration"]),
+        (str(missing.id), "at_risk", ["recording"]),
+    ])  # fmt: skip
+    assert all(b["lead_seconds"] == FIRST_LEAD.total_seconds() for b in board)
 
     by_event = {v["event"]: v for v in verdicts}
     assert {e: [r["check"] for r in v["reasons"]] for e, v in by_event.items()} == {

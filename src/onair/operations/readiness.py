@@ -37,7 +37,7 @@ from onair.config import ReadinessSettings
 from onair.engine.admission import STAFF, Admission, Hold, Role
 from onair.engine.core import Engine
 from onair.engine.events import Event
-from onair.engine.models import NewTask, Spec
+from onair.engine.models import NewTask, Spec, Status, Task
 from onair.engine.policies import Policy
 from onair.engine.registry import JSON, RunContext
 from onair.errors import NotFound, OperationError
@@ -258,3 +258,42 @@ class ReadinessPlanner:
         for lead in self._leads():
             with contextlib.suppress(Exception):
                 await self.engine.cancel(check_id(stream_task, lead))
+
+
+async def upcoming(engine: Engine, limit: int = 500) -> list[dict[str, Any]]:
+    """The readiness of each upcoming broadcast (a pending stream task), soonest first: the
+    latest check's `state` and `reasons`, or `unchecked` before its first lead.
+    `{task_id, event, start, due, state, reasons, lead_seconds, checked_at}`."""
+    streams, _ = await engine.page(status=Status.PENDING, operation=Stream.name, limit=limit)
+    checks, _ = await engine.page(
+        status=Status.COMPLETED, operation=CheckBroadcast.name, limit=limit * 4
+    )
+    latest: dict[tuple[str, str], Task] = {}
+    for done in checks:  # newest first: the first seen of a broadcast is its latest
+        result = done.result if isinstance(done.result, dict) else {}
+        latest.setdefault((str(result.get("event")), str(result.get("start"))), done)
+    answer = []
+    for task in streams:
+        try:
+            parameters = StreamParameters.model_validate(dict(task.operation.parameters))
+        except ValueError:
+            continue
+        key = (str(parameters.id), parameters.start.isoformat())
+        check = latest.get(key)
+        verdict = check.result if check is not None and isinstance(check.result, dict) else {}
+        answer.append(
+            {
+                "task_id": str(task.id),
+                "event": key[0],
+                "start": key[1],
+                "due": None if task.next_at is None else task.next_at.isoformat(),
+                "state": verdict.get("state", "unchecked"),
+                "reasons": verdict.get("reasons", []),
+                "lead_seconds": verdict.get("lead_seconds"),
+                "checked_at": None
+                if check is None or check.finished_at is None
+                else check.finished_at.isoformat(),
+            }
+        )
+    answer.sort(key=lambda item: item["due"] or "")
+    return answer

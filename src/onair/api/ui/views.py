@@ -18,6 +18,7 @@ from onair.engine.models import Outcome, Run, Status, Task
 from onair.engine.preview import remaining
 from onair.engine.words import describe_spec
 from onair.errors import InvalidInput
+from onair.operations.readiness import upcoming
 from onair.tasks import TaskService
 from onair.timeutil import as_utc
 
@@ -101,6 +102,8 @@ async def overview(
         "running": [{**_summary(t), "started": _instant(t.started_at)} for t in running],
         "failures": failures[:20],
         "aired": await _aired(asrun, caller, now),
+        # The station's broadcasts: not a user's to see.
+        "readiness": [] if caller.role is Role.USER else await upcoming(service.engine),
     }
 
 

@@ -87,6 +87,15 @@
     $("aired-none").hidden = data.aired.length > 0;
   }
 
+  function readiness(data) {
+    $("readiness").replaceChildren(...data.readiness.map((item) =>
+      el("li", { "data-task": item.task_id, "data-state": item.state },
+        el("a", { href: `/ui/tasks/${item.task_id}`, text: `${item.event} at ${item.start}` }), " ",
+        el("span", { class: "tag", text: item.state.replace("_", " ") }),
+        ...item.reasons.map((reason) => el("pre", { class: "error", text: reason.message })))));
+    $("readiness-none").hidden = data.readiness.length > 0;
+  }
+
   function tick() {
     const now = Date.now() + skew;
     for (const cell of document.querySelectorAll("td.elapsed")) {
@@ -108,6 +117,7 @@
     runningNow(data);
     failures(data);
     aired(data);
+    readiness(data);
     document.body.dataset.loaded = String(Date.now());
     if (!following) {
       following = true;
