@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from onair.accounts.tokens import Role
 from onair.audio.player import Playback, Player
 from onair.config import FileOutput
 from tests.integration.test_late_start import USERS
@@ -127,3 +128,44 @@ async def test_a_play_run_reports_its_first_audio_and_the_metric_counts_it(
     assert total(samples, "onair_first_audio_lateness_seconds_count") == before + 1
     count = total(samples, "onair_first_audio_lateness_seconds_count", operation="play_sound")
     assert count >= 1
+
+
+async def test_the_as_run_log_of_a_playlist_matches_what_a_listener_hears(
+    audio_server: Any, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Through a real server: each track's first-audio instant in the as-run log is within
+    50 ms of the first bytes a listener sees appear in the file output."""
+    admin = cookie(someone(), Role.ADMIN)
+    sounds = [await upload(client, admin, tone(tmp_path / f"{i}.wav", 0.4)) for i in range(3)]
+    created = await client.post(
+        "/api/v1/playlists",
+        headers=admin,
+        json={"name": "Heard", "sound_ids": [s["id"] for s in sounds]},
+    )
+    assert created.status_code == 201, created.text
+    due = datetime.now(UTC) + timedelta(seconds=0.5)
+    with FileListener(audio_server.workdir / "default.wav") as listener:
+        response = await client.post(
+            "/api/v1/scheduler/admin/system-tasks",
+            headers=admin,
+            json={
+                "name": "heard",
+                "task_type": "play_playlist",
+                "scheduled_at": due.isoformat(),
+                "parameters": {"playlist_id": created.json()["id"]},
+            },
+        )
+        assert response.status_code == 201, response.text
+        task_id = response.json()["id"]
+        assert (await wait_task(client, admin, task_id))["status"] == "completed"
+    run = await result(client, task_id, admin)
+    window = {"from": (due - timedelta(seconds=1)).isoformat(), "to": datetime.now(UTC).isoformat()}
+    page = (await client.get("/asrun", params=window)).json()
+    items = [i for i in page["items"] if i["run_id"] == run["id"]]
+
+    assert [i["subject"]["position"] for i in items] == [0, 1, 2]
+    seen = [t for t in listener.first_bytes if t >= due - timedelta(seconds=0.1)]
+    assert len(seen) == 3, listener.first_bytes
+    for item, first_bytes in zip(items, seen, strict=True):
+        gap = (datetime.fromisoformat(item["first_audio_at"]) - first_bytes).total_seconds()
+        assert abs(gap) <= TOLERANCE, f"track {item['subject']['position']}: {gap * 1000:+.1f} ms"
