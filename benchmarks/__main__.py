@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from benchmarks import backlog, execution, nodes, precision, reading, rules, scheduling
+from benchmarks import airing, backlog, execution, nodes, precision, reading, rules, scheduling
 from benchmarks.common import Options, Row, log
 from benchmarks.report import table
 
@@ -27,6 +27,7 @@ SCENARIOS: dict[str, Callable[[Options], Awaitable[list[Row]]]] = {
     "nodes": nodes.run,
     "reading": reading.run,
     "rules": rules.run,
+    "airing": airing.run,
 }
 
 
