@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from onair.api import (
+    asrun,
     documentation,
     events,
     ical,
@@ -49,7 +50,9 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
     """The application serving `node`; `start(node)` runs the node for the application's
     lifespan. Watchers of the engine's events (metrics, the event stream's history) subscribe
     here, before the engine starts, so that they miss no run."""
-    state = ApiState(node, Metrics(node.engine), EventLog(node.engine, node.settings.events))
+    state = ApiState(
+        node, Metrics(node.engine, node.asrun), EventLog(node.engine, node.settings.events)
+    )
     node.synchronizer.watch(state.metrics.cycle)
 
     @contextlib.asynccontextmanager
@@ -78,6 +81,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
                 monitoring.tasks_router,
                 preview.router,
                 events.router,
+                asrun.router,
             )
             for route in router.routes
         ],
@@ -92,6 +96,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         preview.user_router,
         events.user_router,
         media.router,
+        asrun.user_router,
         ical.user_router,
         simulation.user_router,
     )

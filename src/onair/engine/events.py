@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,27 @@ from uuid import UUID
 
 log = logging.getLogger("onair.events")
 
-KINDS = ("created", "started", "completed", "failed", "cancelled", "missed", "interrupted")
+KINDS = (
+    "created",
+    "started",
+    "completed",
+    "failed",
+    "cancelled",
+    "missed",
+    "interrupted",
+    "aired",
+    "readiness",
+    "paused",
+    "resumed",
+    "changed",
+)
+"""`paused`, `resumed`: a task was paused or resumed (`onair.engine.pausing`), `note` saying who
+and why; `changed`: one occurrence was skipped or moved (`onair.engine.calendar`), `note`
+saying which. `aired`: an item of a run went on air and ended (`onair.audio.asrun`); its
+`data` is the as-run item, its `due` the item's planned instant and its `lateness` its first
+audio's.
+`readiness`: a broadcast was checked before air (`onair.operations.readiness`); `data` is the
+check's verdict."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +59,9 @@ class Event:
     owner: str | None = None
     note: str | None = None
     """Who paused a task and why (`paused` events)."""
+    data: Mapping[str, Any] | None = None
+    """What else the event carries (an `aired` event: its as-run item); left out of the JSON
+    when None."""
     remote: bool = field(default=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -54,6 +77,7 @@ class Event:
             "error": self.error,
             "owner": self.owner,
             "note": self.note,
+            **({} if self.data is None else {"data": dict(self.data)}),
         }
 
     def payload(self) -> str:
@@ -61,6 +85,9 @@ class Event:
         data = self.as_json()
         if data["error"] and len(data["error"]) > 2000:
             data["error"] = data["error"][:2000] + "…"
+        extra = data.get("data")
+        if extra and isinstance(extra.get("error"), str) and len(extra["error"]) > 2000:
+            extra["error"] = extra["error"][:2000] + "…"
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod

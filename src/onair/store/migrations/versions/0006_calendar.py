@@ -1,7 +1,7 @@
 """pauses of tasks (since when, by whom and why), single-occurrence changes, calendar feeds
 
 Revision ID: 0006_calendar
-Revises: 0005
+Revises: 0006_onair
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from onair.store.schema import Instant
 
 revision = "0006_calendar"
-down_revision = "0005"
+down_revision = "0006_onair"
 branch_labels = None
 depends_on = None
 
