@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from benchmarks import backlog, execution, nodes, precision, reading, scheduling
+from benchmarks import backlog, execution, nodes, precision, reading, rules, scheduling
 from benchmarks.common import Options, Row, log
 from benchmarks.report import table
 
@@ -26,6 +26,7 @@ SCENARIOS: dict[str, Callable[[Options], Awaitable[list[Row]]]] = {
     "execute": execution.run,
     "nodes": nodes.run,
     "reading": reading.run,
+    "rules": rules.run,
 }
 
 
