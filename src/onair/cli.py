@@ -535,3 +535,60 @@ def tasks_clean(
     )
     result = _call(url, "POST", "/tasks/clean", {"strategy": strategy}, token=token)
     console.print(f"removed {len(result['removed'])} tasks")
+
+
+@app.command("asrun")
+def asrun_export(
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="Start of the range, ISO 8601 (naive: UTC; default 24 h ago)."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="End of the range, excluded (default: now).")
+    ] = None,
+    form: Annotated[
+        str, typer.Option("--format", help="csv (the documented columns) or json.")
+    ] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Export the station's as-run log for a time range: what went on air, when its first
+    audio left, how late, how long, and how it ended (`GET /asrun`)."""
+    if form not in ("csv", "json"):
+        console.print(f"[red]--format must be csv or json, not {form!r}[/red]")
+        raise typer.Exit(2)
+    params = {
+        "format": form,
+        **({"from": since} if since else {}),
+        **({"to": until} if until else {}),
+    }
+    try:
+        with _client(url, token) as client:
+            if form == "csv":
+                response = client.get("/asrun", params=params)
+                if response.is_error:
+                    raise _fail(response)
+                text = response.text
+            else:
+                items: list[Any] = []
+                while True:
+                    response = client.get(
+                        "/asrun", params={**params, "limit": 1000, "offset": len(items)}
+                    )
+                    if response.is_error:
+                        raise _fail(response)
+                    page = response.json()
+                    items.extend(page["items"])
+                    if not page["items"] or len(items) >= page["total"]:
+                        break
+                text = json.dumps(items, indent=2) + "\n"
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach the service: {error}[/red]")
+        raise typer.Exit(1) from error
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

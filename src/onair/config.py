@@ -479,6 +479,81 @@ class LogSettings(BaseModel):
     format: Literal["text", "json"] = Field("text", description="Log line format.")
 
 
+class ReadinessSettings(BaseModel):
+    enabled: bool = Field(True, description="Check upcoming broadcasts before air.")
+    leads: list[timedelta] = Field(
+        default_factory=lambda: [timedelta(hours=24), timedelta(hours=1), timedelta(minutes=10)],
+        description="How long before each broadcast it is checked (the earliest also prefetches).",
+    )
+    duration_tolerance: timedelta = Field(
+        timedelta(seconds=60), description="How far a recording's length may be from its slot's."
+    )
+    max_silence: timedelta = Field(
+        timedelta(seconds=30), description="The longest silence a ready recording may hold."
+    )
+    silence_noise_db: float = Field(
+        -50.0, le=0, description="Below this level (dBFS) audio counts as silence."
+    )
+    loudness_min: float = Field(-30.0, description="Quietest integrated loudness (LUFS) ready.")
+    loudness_max: float = Field(-12.0, description="Loudest integrated loudness (LUFS) ready.")
+
+
+AlertKind = Literal["run_failed", "late_start", "late_first_audio", "cut_short", "at_risk"]
+ALERT_KINDS: tuple[AlertKind, ...] = (
+    "run_failed",
+    "late_start",
+    "late_first_audio",
+    "cut_short",
+    "at_risk",
+)
+
+
+class Webhook(BaseModel):
+    """Where alerts are posted (docs/operations.md, "Alerts"). Only URLs configured here are
+    ever called: a webhook task names one of these, never a URL of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="http:// or https:// URL the alerts are POSTed to.")
+    secret: SecretStr = Field(
+        description="HMAC-SHA256 key of the `X-Onair-Signature` header (at least 16 characters).",
+        min_length=16,
+    )
+    alerts: list[AlertKind] = Field(
+        default_factory=lambda: list(ALERT_KINDS), description="Which alerts it receives."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"a webhook URL must be http:// or https:// with a host: {value!r}")
+        return value
+
+
+class AlertsSettings(BaseModel):
+    webhooks: dict[str, Webhook] = Field(
+        default_factory=dict,
+        description=(
+            "Webhooks by name, as JSON: "
+            '`{"ops": {"url": "https://…", "secret": "…", "alerts": ["run_failed"]}}`.'
+        ),
+    )
+    late_start: timedelta = Field(
+        timedelta(seconds=5), description="Alert when a run starts later than this."
+    )
+    late_first_audio: timedelta = Field(
+        timedelta(seconds=5), description="Alert when an item's first audio is later than this."
+    )
+    timeout: timedelta = Field(timedelta(seconds=10), description="Deadline of one delivery.")
+    attempts: int = Field(10, ge=1, le=100, description="Deliveries tried per alert.")
+    backoff: timedelta = Field(
+        timedelta(seconds=5),
+        description="Wait before the second delivery; it doubles, up to 10 minutes.",
+    )
+
+
 class Settings(BaseSettings):
     """All of onair's settings. Environment: `ONAIR__SECTION__KEY`, e.g. `ONAIR__SERVER__PORT`."""
 
@@ -510,6 +585,8 @@ class Settings(BaseSettings):
     events: EventsSettings = Field(default_factory=EventsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
 
     @field_validator("store", mode="after")
@@ -591,6 +668,8 @@ def _show(value: object) -> str:
     if isinstance(value, dict | list):
         import json
 
+        if isinstance(value, list) and all(isinstance(v, timedelta) for v in value):
+            return json.dumps([_iso_duration(v) for v in value])
         return json.dumps(value)
     return str(value)
 

@@ -364,15 +364,19 @@ async def _dependency_results(conn: Connection, rows: Sequence[Record]) -> dict[
     return {id_: result for id_, (_, result) in (await queries.task_states(conn, ids)).items()}
 
 
-async def end_runs(conn: Connection, rules: Rules, ended: Iterable[Ended], now: datetime) -> None:
+async def end_runs(
+    conn: Connection, rules: Rules, ended: Iterable[Ended], now: datetime
+) -> datetime | None:
     """Record the ends of runs and move their tasks on: the next occurrence, a retry after the
-    policy's backoff, or a final status (which settles the tasks waiting for them).
+    policy's backoff, or a final status (which settles the tasks waiting for them). Returns
+    the earliest instant at which any of that made work due (None: nothing became due), so
+    that the nodes are woken for it and only for it.
 
     Locks are taken task first, then run, in task id order: the order `cancel` and `claim`
     use too, so that concurrent transactions on PostgreSQL never deadlock."""
     ends = sorted(ended, key=lambda e: e.task_id)
     if not ends:
-        return
+        return None
     rows = {
         row["id"]: dict(row)
         for row in await queries.get_tasks(conn, (e.task_id for e in ends), lock=True)
@@ -404,7 +408,10 @@ async def end_runs(conn: Connection, rules: Rules, ended: Iterable[Ended], now: 
         changes.setdefault(end.task_id, {}).update(values)
     await queries.update_tasks(conn, changes)
     finished = [task_id for task_id in changes if Status(rows[task_id]["status"]).finished]
-    await settle_dependents(conn, finished, now)
+    earliest = await settle_dependents(conn, finished, now)
+    for values in changes.values():
+        earliest = _earlier(earliest, values.get("due_at"))
+    return earliest
 
 
 async def abandon_run(conn: Connection, end: Ended, reason: str, now: datetime) -> None:
@@ -517,10 +524,14 @@ async def cancel(conn: Connection, task_id: UUID, now: datetime) -> Record | Non
     return row
 
 
-async def settle_dependents(conn: Connection, finished: Iterable[UUID], now: datetime) -> None:
+async def settle_dependents(
+    conn: Connection, finished: Iterable[UUID], now: datetime
+) -> datetime | None:
     """Move on the tasks that wait for `finished` tasks: a dependent whose dependencies have
     all completed becomes due; one with a failed or cancelled dependency fails, and so on down
-    the chain."""
+    the chain. Returns the earliest instant at which a dependent became due (None: none did),
+    for the caller to tell the nodes."""
+    earliest: datetime | None = None
     frontier = list(finished)
     while frontier:
         waiting = await queries.dependents(conn, frontier)
@@ -548,6 +559,15 @@ async def settle_dependents(conn: Connection, finished: Iterable[UUID], now: dat
                 await queries.update_task(
                     conn, task_id, {"due_at": row["next_at"], "updated_at": now}
                 )
+                earliest = _earlier(earliest, row["next_at"])
+    return earliest
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two instants, either of which may be missing."""
+    if a is None or b is None:
+        return a or b
+    return min(a, b)
 
 
 def unmet_dependency(ids: Sequence[UUID], states: Mapping[UUID, tuple[str, Any]]) -> str | None:

@@ -80,7 +80,7 @@ async def task(request: Request, task_id: UUID) -> HTMLResponse:
 
 @router.get("/api/overview")
 async def overview_data(request: Request, who: ViewerDep) -> dict[str, Any]:
-    return await overview(service_of(request), who)
+    return await overview(service_of(request), who, node_of(request).asrun)
 
 
 @router.get("/api/tasks/{task_id}")

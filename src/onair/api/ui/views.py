@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from onair.audio.asrun import AsRun
 from onair.audio.library import Library
 from onair.engine.admission import Caller, Role
 from onair.engine.models import Outcome, Run, Status, Task
@@ -20,6 +21,7 @@ from onair.engine.preview import remaining
 from onair.engine.triggers import search_budget
 from onair.engine.words import describe_spec
 from onair.errors import InvalidInput, NotFound
+from onair.operations.readiness import upcoming
 from onair.tasks import TaskService
 from onair.timeutil import as_utc
 
@@ -87,7 +89,13 @@ async def media_of(library: Library, parameters: Mapping[str, Any]) -> dict[str,
     return None
 
 
-async def overview(service: TaskService, caller: Caller) -> dict[str, Any]:
+AIRED_SHOWN = 20
+"""Items of the as-run log the dashboard lists (the latest of the last 24 hours)."""
+
+
+async def overview(
+    service: TaskService, caller: Caller, asrun: AsRun | None = None
+) -> dict[str, Any]:
     now = service.engine.clock.now()
     horizon = now + HORIZON
     scope: dict[str, Any] = {"any_owner": True}
@@ -123,7 +131,28 @@ async def overview(service: TaskService, caller: Caller) -> dict[str, Any]:
         "truncated": pending_total > len(pending),
         "running": [{**_summary(t), "started": _instant(t.started_at)} for t in running],
         "failures": failures[:20],
+        "aired": await _aired(asrun, caller, now),
+        # The station's broadcasts: not a user's to see.
+        "readiness": [] if caller.role is Role.USER else await upcoming(service.engine),
     }
+
+
+async def _aired(asrun: AsRun | None, caller: Caller, now: datetime) -> list[dict[str, Any]]:
+    """The latest items of the as-run log the caller may see (a user: their own), newest
+    first."""
+    if asrun is None or asrun.store is None:
+        return []
+    owner = caller.owner if caller.role is Role.USER else None
+    since = now - HORIZON
+    _, total = await asrun.page(since, now + timedelta(seconds=1), owner, limit=1)
+    items, _ = await asrun.page(
+        since,
+        now + timedelta(seconds=1),
+        owner,
+        limit=AIRED_SHOWN,
+        offset=max(total - AIRED_SHOWN, 0),
+    )
+    return [item.as_json() for item in reversed(items)]
 
 
 def _failed_last(task: Task) -> bool:

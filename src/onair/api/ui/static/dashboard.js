@@ -134,6 +134,32 @@
     $("shown").textContent = filtered ? `${count} of ${total} shown` : "";
   }
 
+  function aired(data) {
+    $("aired").replaceChildren(...data.aired.map((item) => {
+      const late = item.lateness_seconds;
+      return el("tr", { "data-item": item.id, "data-end": item.end },
+        el("td", {}, el("a", { href: `/ui/tasks/${item.task_id}`, text: item.name }), " ",
+          el("span", { class: "tag", text: item.kind })),
+        el("td", {}, Onair.time(item.planned_at)),
+        el("td", {}, item.first_audio_at
+          ? Onair.time(item.first_audio_at)
+          : "—"),
+        el("td", { class: "lateness", text: late === null ? "—" : `${(late * 1000).toFixed(0)} ms` }),
+        el("td", { text: `${item.seconds_aired.toFixed(1)} s` }),
+        el("td", { text: item.error ? `${item.end}: ${item.error}` : item.end }));
+    }));
+    $("aired-none").hidden = data.aired.length > 0;
+  }
+
+  function readiness(data) {
+    $("readiness").replaceChildren(...data.readiness.map((item) =>
+      el("li", { "data-task": item.task_id, "data-state": item.state },
+        el("a", { href: `/ui/tasks/${item.task_id}`, text: `${item.event} at ${item.start}` }), " ",
+        el("span", { class: "tag", text: item.state.replace("_", " ") }),
+        ...item.reasons.map((reason) => el("pre", { class: "error", text: reason.message })))));
+    $("readiness-none").hidden = data.readiness.length > 0;
+  }
+
   function tick() {
     const now = Date.now() + skew;
     for (const cell of document.querySelectorAll("td.elapsed")) {
@@ -154,6 +180,8 @@
     last = data;
     owners(data);
     draw();
+    aired(data);
+    readiness(data);
     document.body.dataset.loaded = String(Date.now());
     if (!following) {
       following = true;
