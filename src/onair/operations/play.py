@@ -246,9 +246,9 @@ class PlaySound(_Play):
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
     ) -> JSON:
         """`{sound_id, name, output, duration_seconds, seconds_played, started, ended,
-        credits_spent, late_start}`: the sound, played once (from `late_start.offset_seconds`
-        when a late run joined it; not at all, free, when it skipped: `started` and `ended`
-        are then None)."""
+        first_audio, credits_spent, late_start}`: the sound, played once (from
+        `late_start.offset_seconds` when a late run joined it; not at all, free, when it
+        skipped: `started`, `ended` and `first_audio` are then None)."""
         assert isinstance(parameters, PlaySoundParameters)
         sound: Sound = await self._media(self.library.sound, parameters.sound_id)
         late = self._late(parameters, context, sound.duration_seconds)
@@ -264,6 +264,7 @@ class PlaySound(_Play):
                 "seconds_played": 0.0,
                 "started": None,
                 "ended": None,
+                "first_audio": None,
                 "credits_spent": 0,
                 "late_start": late.as_json(),
             }
