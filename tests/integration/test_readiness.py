@@ -166,8 +166,14 @@ async def test_each_broadcast_at_risk_gets_its_reason_and_one_signed_alert(
     assert by_event[str(long.id)]["recording"]["slot_seconds"] == 4.0
     assert by_event[str(missing.id)]["recording"] is None
     # The first lead prefetched the recordings it found, kept for the broadcasts.
-    prefetched = sorted(p.suffix for p in (tmp_path / "cache" / "prefetch").iterdir())
-    assert prefetched == [".json", ".json", ".ogg", ".ogg"]
+    # and their analyses, for the later leads.
+    kept = sorted(p.name for p in (tmp_path / "cache" / "prefetch").iterdir())
+    stem = {str(silent.id): silent_start, str(long.id): long_start}
+    assert kept == sorted(
+        f"{event}_{start:%Y%m%dT%H%M%S}{suffix}"
+        for event, start in stem.items()
+        for suffix in (".ogg", ".json", ".analysis.json")
+    )
     # One signed alert per problem, each naming its broadcast and reason.
     got = sorted(
         (a["detail"]["event"], a["detail"]["reason"]["check"]) for a in map(verified, received)
@@ -210,4 +216,4 @@ async def test_a_prefetched_recording_is_taken_by_the_broadcast(
     assert result["source"]["service"] == "emirecords"
     downloads = [r for r in fakes.emirecords.logged("GET") if r.path.count("/") == 3]
     assert len(downloads) == 1  # the run took the prefetched file
-    assert list((tmp_path / "cache").rglob("*.ogg")) == []
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []

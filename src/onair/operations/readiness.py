@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime
 
-from onair.audio.analysis import analyse
+from onair.audio.analysis import Analysis, analyse, analysis_path
 from onair.broadcast.models import StreamParameters
 from onair.config import ReadinessSettings
 from onair.engine.admission import STAFF, Admission, Hold, Role
@@ -136,7 +139,7 @@ class CheckBroadcast:
         settings = self.settings
         limit = settings.max_silence.total_seconds()
         try:
-            analysis = await analyse(path, noise_db=settings.silence_noise_db, min_silence=limit)
+            analysis = await self._analysis(path, settings.silence_noise_db, limit)
         except OperationError as error:
             return [_reason("recording", f"The recording does not decode: {error}")], None
         slot = (as_utc(instance.end, tz) - as_utc(instance.start, tz)).total_seconds()
@@ -177,6 +180,30 @@ class CheckBroadcast:
             "loudness_lufs": loudness,
         }
         return reasons, recording
+
+    async def _analysis(self, path: Path, noise_db: float, min_silence: float) -> Analysis:
+        """The prefetched recording's analysis, made once and kept beside it for the later
+        leads (decoding an hour of audio takes tens of seconds of a core)."""
+        kept = anyio.Path(analysis_path(path))
+        key = {"noise_db": noise_db, "min_silence": min_silence}
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            saved = json.loads(await kept.read_text())
+            if saved["key"] == key:
+                return Analysis(
+                    saved["duration"],
+                    tuple((float(a), float(b)) for a, b in saved["silences"]),
+                    saved["loudness"],
+                )
+        analysis = await analyse(path, noise_db=noise_db, min_silence=min_silence)
+        saved = {
+            "key": key,
+            "duration": analysis.duration,
+            "silences": [list(s) for s in analysis.silences],
+            "loudness": analysis.loudness,
+        }
+        with contextlib.suppress(OSError):
+            await kept.write_text(json.dumps(saved))
+        return analysis
 
     async def _previous(self, task_id: UUID | None) -> set[str]:
         """The checks that failed at the broadcast's previous lead."""

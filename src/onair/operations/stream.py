@@ -54,6 +54,7 @@ from zoneinfo import ZoneInfo
 import anyio
 from pydantic import BaseModel, ValidationError
 
+from onair.audio.analysis import analysis_path
 from onair.audio.asrun import Aired, AsRun, EndReason
 from onair.broadcast.clients import (
     Download,
@@ -391,8 +392,9 @@ class Stream:
             await anyio.Path(path).replace(destination)
         except (OSError, ValueError):
             return None
-        with contextlib.suppress(OSError):
-            await anyio.Path(described).unlink()
+        for leftover in (described, analysis_path(path)):
+            with contextlib.suppress(OSError):
+                await anyio.Path(leftover).unlink()
         size = int(about["size"])
         download = Download(destination, size, "audio/ogg", "", datetime.now(UTC))
         return _Source(
