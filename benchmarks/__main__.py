@@ -15,7 +15,17 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from benchmarks import airing, backlog, execution, nodes, precision, reading, scheduling
+from benchmarks import (
+    airing,
+    backlog,
+    execution,
+    nodes,
+    precision,
+    reading,
+    rules,
+    scheduling,
+    sustained,
+)
 from benchmarks.common import Options, Row, log
 from benchmarks.report import table
 
@@ -26,7 +36,9 @@ SCENARIOS: dict[str, Callable[[Options], Awaitable[list[Row]]]] = {
     "execute": execution.run,
     "nodes": nodes.run,
     "reading": reading.run,
+    "rules": rules.run,
     "airing": airing.run,
+    "sustained": sustained.run,
 }
 
 
@@ -44,8 +56,33 @@ def parse(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="instead of the table: profile scenarios 1 and 4 with pyinstrument",
     )
+    parser.add_argument(
+        "--duration", type=float, help="sustained: seconds of load per rate (default 60)"
+    )
+    parser.add_argument(
+        "--system",
+        action="append",
+        choices=sorted(sustained.PLAN),
+        default=[],
+        help="sustained: only this system (repeatable)",
+    )
+    parser.add_argument(
+        "--rate", action="append", type=float, default=[], help="sustained: tasks/s (repeatable)"
+    )
+    parser.add_argument(
+        "--nodes", action="append", type=int, default=[], help="sustained: node counts (repeatable)"
+    )
     args = parser.parse_args(argv)
-    return Options(quick=args.quick, large=args.large, only=args.only, profile=args.profile)
+    return Options(
+        quick=args.quick,
+        large=args.large,
+        only=args.only,
+        profile=args.profile,
+        duration=args.duration,
+        systems=args.system,
+        rates=args.rate,
+        nodes=args.nodes,
+    )
 
 
 async def main(options: Options) -> list[Row]:

@@ -53,6 +53,11 @@ class Options:
     large: bool = False
     only: list[str] = field(default_factory=list)
     profile: bool = False
+    duration: float | None = None
+    """Seconds of load per rate in the sustained scenario (default 60, 5 with --quick)."""
+    systems: list[str] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    nodes: list[int] = field(default_factory=list)
 
 
 def log(message: str) -> None:

@@ -6,10 +6,13 @@ one `Settings` and passes its parts down; nothing here is read at import time.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -452,6 +455,25 @@ class AudioSettings(BaseModel):
     )
 
 
+class UiSettings(BaseModel):
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "The zone the dashboard shows every time in (the station's, an IANA name such as "
+            "Europe/Warsaw), labelled on every page; each time's UTC instant shows on hover."
+        ),
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name") from None
+        return value
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["text", "json"] = Field("text", description="Log line format.")
@@ -562,6 +584,7 @@ class Settings(BaseSettings):
     retries: RetriesSettings = Field(default_factory=RetriesSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
@@ -594,6 +617,31 @@ def settings_table() -> str:
         for name, default, description in _walk(Settings, "ONAIR_", Settings())
     ]
     return "\n".join(rows)
+
+
+def effective_settings(
+    settings: Settings, environ: Mapping[str, str], dotenv: Mapping[str, str | None]
+) -> list[tuple[str, str, str]]:
+    """Every setting as `settings` has it, with where its value came from: `(variable, value,
+    source)`, the source `environment`, `.env` or `default` (a variable counts when it or a
+    section above it is set: `ONAIR__SERVER='{"port": 8000}'` sets the port). Secrets are
+    masked: `SecretStr` values, and passwords in URLs."""
+    set_in = {name.upper() for name in environ}
+    in_file = {name.upper() for name, value in dotenv.items() if value is not None}
+    rows = []
+    for name, shown, _ in _walk(Settings, "ONAIR_", settings):
+        parts = name.split("__")
+        scopes = {"__".join(parts[:i]) for i in range(2, len(parts) + 1)}
+        source = "default"
+        if scopes & set_in:
+            source = "environment"
+        elif scopes & in_file:
+            source = ".env"
+        rows.append((name, _URL_PASSWORD.sub(r"\1***@", shown), source))
+    return rows
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 def _walk(model: type[BaseModel], prefix: str, value: BaseModel) -> list[tuple[str, str, str]]:

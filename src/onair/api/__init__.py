@@ -11,7 +11,18 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from onair.api import asrun, events, media, monitoring, preview, scheduler, tasks, ui, users
+from onair.api import (
+    asrun,
+    documentation,
+    events,
+    media,
+    monitoring,
+    preview,
+    scheduler,
+    tasks,
+    ui,
+    users,
+)
 from onair.api.deps import NO_TELEMETRY, ApiState
 from onair.api.errors import Shape, install_errors
 from onair.api.eventlog import EventLog
@@ -48,7 +59,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
             _freeze_what_starting_built()
             yield {"api": state}  # `request.state.api`, on the user API too
 
-    app = FastAPI(
+    app = documentation.application(
         title="onair",
         summary="The scheduler for radio stations and audio platforms.",
         description=DOCUMENTS,
@@ -72,6 +83,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         ],
     )
     install_errors(app, Shape.REFERENCE)
+    app.openapi = documentation.tasks_openapi(app)  # type: ignore[method-assign]
     app.include_router(monitoring.router)
     ui.install(app)
     user_api = users.create_user_api(
@@ -105,6 +117,5 @@ def _freeze_what_starting_built() -> None:
 def _documentation_last(app: FastAPI) -> None:
     """Starlette tries routes in order, and FastAPI adds its documentation pages first: moved
     behind the API, they are no longer matched against every request."""
-    pages = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     routes = app.router.routes
-    routes.sort(key=lambda route: getattr(route, "path", None) in pages)  # stable: order kept
+    routes.sort(key=lambda route: getattr(route, "path", None) in documentation.PAGES)  # stable

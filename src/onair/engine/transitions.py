@@ -153,7 +153,8 @@ async def claim(
     the task to `running` and advance its series. Occurrences beyond their misfire grace, or
     overlapping a run still in progress under the `skip` policy, are recorded as missed; runs
     replaced under the `replace` policy are ended and their ids appended to `stopped`, for the
-    caller to stop wherever they run; missed occurrences are appended to `missed`."""
+    caller to stop wherever they run; the events of missed occurrences, and of tasks failed
+    because their rule cannot be evaluated (`_fail_rule`), are appended to `missed`."""
     rows = await queries.claim_due(conn, horizon, limit)
     if not rows:
         return []
@@ -211,7 +212,7 @@ async def _claim_one(
         trigger = condition.trigger(row["created_at"])
         decision = decide(trigger.next_after, remaining, row["due_at"], now, policy)
     except (InvalidInput, Unbounded) as error:
-        await _fail_rule(conn, row, now, str(error))
+        missed.append(await _fail_rule(conn, row, node, now, str(error)))
         return None, []
     occurrences = row["occurrences"] + decision.consumed
     if decision.missed:
@@ -250,10 +251,11 @@ async def _claim_one(
     return None, []
 
 
-async def _fail_rule(conn: Connection, row: Record, now: datetime, reason: str) -> None:
+async def _fail_rule(conn: Connection, row: Record, node: str, now: datetime, reason: str) -> Event:
     """End a task whose stored rule cannot be evaluated (no longer valid, or its next
-    occurrence not found within the search bound) as `failed`, with the reason."""
-    reason = reason.rstrip(".")
+    occurrence not found within the search bound) as `failed`, with the reason; the event
+    that says so."""
+    error = f"Its rule can no longer be evaluated: {reason.rstrip('.')}."
     await queries.update_task(
         conn,
         row["id"],
@@ -262,11 +264,12 @@ async def _fail_rule(conn: Connection, row: Record, now: datetime, reason: str) 
             "finished_at": now,
             "next_at": None,
             "due_at": None,
-            "error": f"Its rule can no longer be evaluated: {reason}.",
+            "error": error,
             "updated_at": now,
         },
     )
     await settle_dependents(conn, [row["id"]], now)
+    return Event("failed", row["id"], row["operation"], now, node, error=error, owner=row["owner"])
 
 
 def _start(
@@ -361,15 +364,19 @@ async def _dependency_results(conn: Connection, rows: Sequence[Record]) -> dict[
     return {id_: result for id_, (_, result) in (await queries.task_states(conn, ids)).items()}
 
 
-async def end_runs(conn: Connection, rules: Rules, ended: Iterable[Ended], now: datetime) -> None:
+async def end_runs(
+    conn: Connection, rules: Rules, ended: Iterable[Ended], now: datetime
+) -> datetime | None:
     """Record the ends of runs and move their tasks on: the next occurrence, a retry after the
-    policy's backoff, or a final status (which settles the tasks waiting for them).
+    policy's backoff, or a final status (which settles the tasks waiting for them). Returns
+    the earliest instant at which any of that made work due (None: nothing became due), so
+    that the nodes are woken for it and only for it.
 
     Locks are taken task first, then run, in task id order: the order `cancel` and `claim`
     use too, so that concurrent transactions on PostgreSQL never deadlock."""
     ends = sorted(ended, key=lambda e: e.task_id)
     if not ends:
-        return
+        return None
     rows = {
         row["id"]: dict(row)
         for row in await queries.get_tasks(conn, (e.task_id for e in ends), lock=True)
@@ -401,7 +408,10 @@ async def end_runs(conn: Connection, rules: Rules, ended: Iterable[Ended], now: 
         changes.setdefault(end.task_id, {}).update(values)
     await queries.update_tasks(conn, changes)
     finished = [task_id for task_id in changes if Status(rows[task_id]["status"]).finished]
-    await settle_dependents(conn, finished, now)
+    earliest = await settle_dependents(conn, finished, now)
+    for values in changes.values():
+        earliest = _earlier(earliest, values.get("due_at"))
+    return earliest
 
 
 async def abandon_run(conn: Connection, end: Ended, reason: str, now: datetime) -> None:
@@ -514,10 +524,14 @@ async def cancel(conn: Connection, task_id: UUID, now: datetime) -> Record | Non
     return row
 
 
-async def settle_dependents(conn: Connection, finished: Iterable[UUID], now: datetime) -> None:
+async def settle_dependents(
+    conn: Connection, finished: Iterable[UUID], now: datetime
+) -> datetime | None:
     """Move on the tasks that wait for `finished` tasks: a dependent whose dependencies have
     all completed becomes due; one with a failed or cancelled dependency fails, and so on down
-    the chain."""
+    the chain. Returns the earliest instant at which a dependent became due (None: none did),
+    for the caller to tell the nodes."""
+    earliest: datetime | None = None
     frontier = list(finished)
     while frontier:
         waiting = await queries.dependents(conn, frontier)
@@ -545,6 +559,15 @@ async def settle_dependents(conn: Connection, finished: Iterable[UUID], now: dat
                 await queries.update_task(
                     conn, task_id, {"due_at": row["next_at"], "updated_at": now}
                 )
+                earliest = _earlier(earliest, row["next_at"])
+    return earliest
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two instants, either of which may be missing."""
+    if a is None or b is None:
+        return a or b
+    return min(a, b)
 
 
 def unmet_dependency(ids: Sequence[UUID], states: Mapping[UUID, tuple[str, Any]]) -> str | None:

@@ -206,7 +206,10 @@ class Worker:
         earliest: datetime | None = None
         # Deferred at most half the lookahead: what this turn claims is due from then on.
         patience = self.settings.lookahead.total_seconds() / 2
-        await self._alarms.clear_of(self._turn_time, patience)
+        if self.store.holds_loop:
+            # On PostgreSQL the turn waits on the database, not the loop: deferring it would
+            # only eat into its lead, and under a steady stream of starts it always would.
+            await self._alarms.clear_of(self._turn_time, patience)
         now = self.clock.now()
         began = time.perf_counter()
         async with self.store.begin() as conn:
@@ -269,8 +272,11 @@ class Worker:
         lookahead = self.settings.lookahead
         burst = await queries.count_due(conn, earliest + lookahead, self.settings.max_running)
         self._unplanned = 0.0
-        claiming = timedelta(seconds=burst * self._claim_cost * LEAD_MARGIN)
-        return lookahead + min(claiming, MAX_LEAD)
+        # A turn also costs its round trips whatever it claims: on PostgreSQL, on a busy
+        # machine, tens of milliseconds, more than the lookahead. The lead covers the turn's
+        # measured duration as well as the burst's measured cost.
+        seconds = (self._turn_time + burst * self._claim_cost) * LEAD_MARGIN
+        return lookahead + min(timedelta(seconds=seconds), MAX_LEAD)
 
     # Runs -----------------------------------------------------------------------------------
 
@@ -341,7 +347,8 @@ class Worker:
             self._ended_ready.clear()
             batch, self._ended = self._ended[:RECORD_BATCH], self._ended[RECORD_BATCH:]
             if batch:
-                await self._alarms.clear_of(self._record_time)
+                if self.store.holds_loop:
+                    await self._alarms.clear_of(self._record_time)
                 began = time.perf_counter()
                 await self._record(batch)
                 self._record_time = 0.7 * self._record_time + 0.3 * (time.perf_counter() - began)
@@ -492,14 +499,21 @@ class Worker:
         began = time.perf_counter()
         async with self.store.begin() as conn:
             if abandon is None:
-                await transitions.end_runs(conn, self.rules, batch, self.clock.now())
+                due = await transitions.end_runs(conn, self.rules, batch, self.clock.now())
+                # Only the work these ends made due wakes the nodes: waking every node for
+                # every batch cost each a claim turn per batch of any node (N² turns).
+                wake = [f"due {due.isoformat()}"] if due is not None else []
             else:
                 (end,) = batch
                 await transitions.abandon_run(conn, end, abandon, self.clock.now())
+                due, wake = None, ["due "]  # rare: its dependents, if any, may be due now
             await self.store.notify(
-                conn, chain(["due "], (f"event {event.payload()}" for event in events))
+                conn, chain(wake, (f"event {event.payload()}" for event in events))
             )
         self.events.timing("record", time.perf_counter() - began)
+        # A node that held all the runs it may has room again: its loop slept without a
+        # target (or claimed less than was due), so it looks again.
+        full = len(self._active) >= self.settings.max_running
         for end in batch:
             self._active.pop(end.run_id, None)
         for event in events:
@@ -512,7 +526,10 @@ class Worker:
                 f" error={event.error!r}" if event.error else "",
             )
             self.events.publish(event)
-        self._wake.set()
+        if full or abandon is not None:
+            self._wake.set()
+        elif due is not None:
+            self.due_changed(due)
 
     def _failing(self, failing: bool) -> None:
         """Whether run ends wait for a store that refuses them. While they do, this node

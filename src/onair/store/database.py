@@ -212,6 +212,13 @@ class Store:
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     @property
+    def holds_loop(self) -> bool:
+        """Whether a transaction holds the event loop while it runs (SQLite, run inline on
+        the loop's thread); on PostgreSQL the loop serves other work while the database
+        answers, so nothing needs to wait for a transaction to be out of the way."""
+        return self.dialect == "sqlite"
+
+    @property
     def signals(self) -> bool:
         """Whether there can be other nodes to tell of changes (PostgreSQL; on SQLite this
         process is the only node)."""
