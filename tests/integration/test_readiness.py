@@ -217,3 +217,39 @@ async def test_a_prefetched_recording_is_taken_by_the_broadcast(
     downloads = [r for r in fakes.emirecords.logged("GET") if r.path.count("/") == 3]
     assert len(downloads) == 1  # the run took the prefetched file
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+async def test_a_newer_recording_replaces_the_prefetched_one(
+    fakes: Neighbours, clients: Clients, recording: bytes, tmp_path: Path
+) -> None:
+    """Prefetched a day ahead, a replay may have a newer live show before it airs: the later
+    check and the broadcast take the newer recording."""
+    start = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    local = start.astimezone(WARSAW).replace(tzinfo=None)
+    hour = timedelta(hours=1)
+    show = uuid.uuid4()
+    event = fakes.emishows.add_event(local, local + hour, type="replay", show_id=show)
+    days = [local - timedelta(days=2), local - timedelta(hours=3)]
+    live = fakes.emishows.add_event(
+        days[0], days[0] + hour, type="live", show_id=show, instances=[(d, d + hour) for d in days]
+    )
+    fakes.emirecords.add(live.id, days[0], b"the older show")
+    stream = make_stream(
+        clients, fakes, tmp_path / "cache",
+        reserve_before=timedelta(seconds=1), start_before=timedelta(seconds=0.5),
+    )  # fmt: skip
+    found = await stream.locate(StreamParameters(id=event.id, start=local))
+    path = await stream.prefetch(*found)
+    assert path.read_bytes() == b"the older show"
+
+    fakes.emirecords.add(live.id, days[1], recording)  # the newer show was recorded
+    assert (await stream.prefetch(*found)).read_bytes() == recording
+    async with Listener(fakes.emistream.srt_port, TOKEN, tmp_path / "r.ogg") as listener:
+        async with asyncio.timeout(20):
+            result = await stream.run(
+                {"id": str(event.id), "start": local.isoformat()}, {}, context()
+            )
+            await listener.finished()
+    assert (result["source"]["start"], result["bytes"]) == (days[1].isoformat(), len(recording))
+    downloads = [r for r in fakes.emirecords.logged("GET") if r.path.count("/") == 3]
+    assert len(downloads) == 2  # the older, then the newer; the broadcast took the newer one
