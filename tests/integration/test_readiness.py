@@ -23,7 +23,13 @@ from onair.engine.events import Event
 from onair.engine.models import NewTask, Spec
 from onair.engine.registry import Registry
 from onair.ffmpeg import ffmpeg_path
-from onair.operations.readiness import CheckBroadcast, ReadinessPlanner, check_id, upcoming
+from onair.operations.readiness import (
+    CheckBroadcast,
+    CheckParameters,
+    ReadinessPlanner,
+    check_id,
+    upcoming,
+)
 from onair.operations.test import Test
 from onair.operations.webhook import Alerter, DeliverWebhook
 from onair.store.database import Store
@@ -143,6 +149,23 @@ async def test_each_broadcast_at_risk_gets_its_reason_and_one_signed_alert(
                 assert second.next_at == start - timedelta(minutes=40)
                 assert not planner._pending
                 board = await upcoming(engine)
+                # A check after the broadcast's run has started (10 min ahead, its run 30 min
+                # ahead): it sees the recording is still there, downloads nothing, keeps what
+                # only the file could tell, and raises nothing new.
+                late = await CheckBroadcast(stream, readiness, engine, STREAM_LEAD).run(
+                    CheckParameters(
+                        id=silent.id,
+                        start=silent_start,
+                        lead_seconds=600,
+                        previous=check_id(tasks[silent.id], FIRST_LEAD),
+                    ),
+                    {},
+                    context(),
+                )
+
+    assert (late["state"], [r["check"] for r in late["reasons"]], late["new"]) == (
+        "at_risk", ["silence"], [])  # fmt: skip
+    assert late["recording"] is None
 
     # Each upcoming broadcast's state, as GET /readiness answers it.
     states = sorted((b["event"], b["state"], [r["check"] for r in b["reasons"]]) for b in board)
@@ -153,6 +176,7 @@ async def test_each_broadcast_at_risk_gets_its_reason_and_one_signed_alert(
     ])  # fmt: skip
     assert all(b["lead_seconds"] == FIRST_LEAD.total_seconds() for b in board)
 
+    verdicts = [v for v in verdicts if v["lead_seconds"] == FIRST_LEAD.total_seconds()]
     by_event = {v["event"]: v for v in verdicts}
     assert {e: [r["check"] for r in v["reasons"]] for e, v in by_event.items()} == {
         str(silent.id): ["silence"],

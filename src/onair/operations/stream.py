@@ -382,6 +382,15 @@ class Stream:
             await anyio.Path(analysis_path(path)).unlink(missing_ok=True)
         return path
 
+    async def source(self, event: Event, tz: ZoneInfo, instance: Instance) -> str:
+        """Where the broadcast's recording is now, in words (`emirecords event … at …`),
+        without downloading it.
+
+        Raises: NoDownload, NeighbourError.
+        """
+        service, source, start = await self._find(event, tz, instance)
+        return f"{service} event {source} at {start.isoformat()}"
+
     async def _kept_source(self, path: Path) -> tuple[str, UUID, datetime] | None:
         """The source of a prefetched recording, when the file and its description are there."""
         try:
