@@ -34,6 +34,7 @@ import httpx
 
 from benchmarks.common import ROOT, Options, Row, log, percentile, temp_dir
 from benchmarks.http import server
+from benchmarks.nodes import recorded
 
 DATABASE = "onair_bench_sustained"
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -114,10 +115,11 @@ class Result:
         worst = max(self.lateness_ms, default=float("nan"))
         split = ", ".join(f"{n}: {c}" for n, c in sorted(self.per_node.items()))
         return (
-            f"{self.system} x{self.nodes} @ {self.rate:,.0f}/s (achieved {self.achieved:,.0f}/s):"
+            f"{self.system} x{self.nodes} @ {self.rate:,.0f}/s (achieved {self.achieved:,.0f}/s,"
+            f" {len(self.lateness_ms) / self.duration:,.0f} runs/s):"
             f" p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms, missed {self.missed},"
             f" dup {self.duplicated}, per node {split}; database CPU {self.db_cpu_s:.1f} s"
-            f" ({100 * self.db_cpu_s / max(self.duration, 1e-9):.0f}% of a core),"
+            f" ({100 * self.db_cpu_s / max(self.duration, 1e-9):.0f}% of a core over the load),"
             f" {self.connections} connections, {self.commits:,} transactions"
         )
 
@@ -349,10 +351,11 @@ async def http(nodes: int, rate: float, duration: float, connections: int = 64) 
                 await asyncio.sleep(max(0.0, last - time.time()) + 3.0)
             conn = await asyncpg.connect(url)
             try:
+                await recorded(conn)
                 rows = await conn.fetch(
                     "SELECT task_id::text AS id, node,"
                     " extract(epoch FROM started_at - due_at) * 1000 AS late"
-                    " FROM runs WHERE started_at IS NOT NULL"
+                    " FROM runs WHERE outcome IS NOT NULL"
                 )
             finally:
                 await conn.close()
@@ -382,6 +385,7 @@ def rows_of(results: list[Result], scenario: str) -> list[Row]:
                 note,
                 False,
             ),
+            Row(scenario, name, "runs/s", len(r.lateness_ms) / r.duration, "/s", note),
             Row(scenario, name, "missed / dup", f"{r.missed} / {r.duplicated}", "", note),
             Row(
                 scenario,
@@ -449,7 +453,20 @@ async def run(options: Options) -> list[Row]:
     scenario = f"7 sustained, due 1-5 s, {duration:.0f} s per rate"
     results: list[Result] = []
     for system in systems:
-        log(f"scenario {scenario}: {system} x2")
-        rates = options.rates or PLAN[system]
-        results += await climb(system, 2, rates[:1] if options.quick else rates, duration)
-    return [*sustained_rows(results, scenario), *rows_of(results, scenario)]
+        for nodes in options.nodes or [2]:
+            log(f"scenario {scenario}: {system} x{nodes}")
+            rates = options.rates or PLAN[system]
+            results += await climb(system, nodes, rates[:1] if options.quick else rates, duration)
+    rows = [*sustained_rows(results, scenario), *rows_of(results, scenario)]
+    if not options.nodes and not options.systems:
+        # More nodes on the same load (they share this machine's cores: the point is what
+        # contention costs, not speed-up): onair x1, x2, x4 at the highest rate that x2 held.
+        held = [r.rate for r in results if r.system == "onair" and r.nodes == 2 and r.ok]
+        if held:
+            scenario = f"7 nodes, {max(held):,.0f}/s due 1-5 s, {duration:.0f} s"
+            log(f"scenario {scenario}")
+            more = [await python_api("onair", n, max(held), duration) for n in (1, 2, 4)]
+            for result in more:
+                log("  " + result.line())
+            rows += rows_of(more, scenario)
+    return rows
