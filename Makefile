@@ -63,10 +63,12 @@ bench: $(BENCH) $(APSCHEDULER4_STAMP)
 	$(BIN)/python -m benchmarks
 
 # The fuzz suite of CI (tests/integration/test_fuzz.py), longer and new examples each run
-# (about 10 minutes).
+# (about 10 minutes), and the property of the rule bounds (tests/unit/test_rule_bounds.py)
+# on 5,000 rules.
 fuzz: $(DEV)
-	ONAIR_FUZZ_EXAMPLES=100 ONAIR_FUZZ_CONDITIONS=300 ONAIR_FUZZ_RANDOM=1 \
-		$(BIN)/pytest tests/integration/test_fuzz.py -n 0 -p no:cacheprovider -rA
+	ONAIR_FUZZ_EXAMPLES=100 ONAIR_FUZZ_CONDITIONS=300 ONAIR_FUZZ_RANDOM=1 ONAIR_FUZZ_RULES=5000 \
+		$(BIN)/pytest tests/integration/test_fuzz.py tests/unit/test_rule_bounds.py -n 0 \
+		-p no:cacheprovider -rA
 
 readme: $(SERVE)
 	$(BIN)/onair settings --readme README.md

@@ -15,7 +15,17 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from benchmarks import backlog, execution, nodes, precision, reading, scheduling, sustained
+from benchmarks import (
+    airing,
+    backlog,
+    execution,
+    nodes,
+    precision,
+    reading,
+    rules,
+    scheduling,
+    sustained,
+)
 from benchmarks.common import Options, Row, log
 from benchmarks.report import table
 
@@ -26,6 +36,8 @@ SCENARIOS: dict[str, Callable[[Options], Awaitable[list[Row]]]] = {
     "execute": execution.run,
     "nodes": nodes.run,
     "reading": reading.run,
+    "rules": rules.run,
+    "airing": airing.run,
     "sustained": sustained.run,
 }
 

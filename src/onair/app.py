@@ -10,7 +10,8 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from onair.accounts.credits import Accounts
 from onair.accounts.tokens import Authenticator
 from onair.api import create_api
+from onair.audio.asrun import AsRun
 from onair.audio.library import Library
 from onair.audio.outputs import default_outputs
 from onair.audio.player import Player
@@ -30,8 +32,10 @@ from onair.engine.registry import Registry
 from onair.node import Node
 from onair.operations.credit_recharge import CreditRecharge, ensure_daily_recharge
 from onair.operations.play import PlayPlaylist, PlaySound
+from onair.operations.readiness import CheckBroadcast, ReadinessPlanner
 from onair.operations.stream import Stream
 from onair.operations.test import Test
+from onair.operations.webhook import Alerter, DeliverWebhook
 from onair.store.database import Store
 from onair.tasks import SchedulerService
 from onair.timeutil import Clock, SystemClock
@@ -53,7 +57,14 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
     emilounge = Emilounge(settings.emilounge)  # always, as the reference b445346 does
     emistream = Emistream(settings.emistream)
     streaming, srt = settings.operations.stream, settings.emistream.srt
-    stream = Stream(emishows, emirecords, emilounge, emistream, streaming, srt.host, srt.port)
+    # The engine first: the as-run log announces on its events, and the audio operations that
+    # report to the log join its registry after it.
+    registry = Registry([Test(), CreditRecharge(accounts), DeliverWebhook(settings.alerts)])
+    engine = Engine(store, registry, clock=clock, settings=settings.engine)
+    asrun = AsRun(store, engine.events, engine.node)
+    stream = Stream(
+        emishows, emirecords, emilounge, emistream, streaming, srt.host, srt.port, asrun
+    )
     audio = settings.audio
     outputs, audio_warning = audio.outputs, None
     if not outputs:
@@ -61,11 +72,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
         outputs, audio_warning = found.outputs, found.warning
     player = Player(outputs, busy_timeout=audio.busy_timeout.total_seconds(), clock=clock)
     library = Library(store, audio.media_dir, clock)
-    play = (library, player, accounts, audio.cost, audio.seed)
-    registry = Registry(
-        [Test(), CreditRecharge(accounts), stream, PlaySound(*play), PlayPlaylist(*play)]
-    )
-    engine = Engine(store, registry, clock=clock, settings=settings.engine)
+    play = (library, player, accounts, audio.cost, audio.seed, asrun)
+    checks = CheckBroadcast(stream, settings.readiness, engine)
+    for operation in (stream, PlaySound(*play), PlayPlaylist(*play), checks):
+        registry.add(operation)
     synchronizer = Synchronizer(
         engine, emishows, store, settings.synchronizer, streaming.lead, clock
     )
@@ -80,6 +90,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
         library=library,
         player=player,
         synchronizer=synchronizer,
+        asrun=asrun,
         neighbours=(emishows, emirecords, emilounge, emistream),
         audio_warning=audio_warning,
     )
@@ -104,12 +115,17 @@ async def running(node: Node) -> AsyncIterator[Node]:
         if node.audio_warning:
             logging.getLogger("onair.audio").warning(node.audio_warning)
         await stack.enter_async_context(node.player)
+        # After the engine, so that it stops first, once the alerts it was adding are stored.
+        await stack.enter_async_context(Alerter(node.engine, node.asrun, settings.alerts))
+        if settings.readiness.enabled:
+            lead = settings.operations.stream.lead
+            await stack.enter_async_context(ReadinessPlanner(node.engine, settings.readiness, lead))
         if settings.credits.daily_recharge:
             await ensure_daily_recharge(node.engine)
         if settings.cleaner.enabled:
             await stack.enter_async_context(
                 Cleaner(
-                    node.engine.expire,
+                    _expire(node),
                     node.engine.clock,
                     settings.cleaner.reference,
                     settings.cleaner.interval,
@@ -119,6 +135,16 @@ async def running(node: Node) -> AsyncIterator[Node]:
         if settings.synchronizer.enabled:
             await stack.enter_async_context(node.synchronizer)
         yield node
+
+
+def _expire(node: Node) -> Callable[[datetime], Awaitable[object]]:
+    """The retention of everything a node keeps: finished tasks, runs, the as-run log."""
+
+    async def expire(before: datetime) -> object:
+        tasks, runs = await node.engine.expire(before)
+        return tasks, runs, await node.asrun.expire(before)
+
+    return expire
 
 
 def check_exposure(settings: Settings, authenticator: Authenticator) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -79,12 +80,34 @@ def settings(
     readme: Annotated[
         Path | None, typer.Option(help="Rewrite the settings table in this README instead.")
     ] = None,
+    defaults: Annotated[
+        bool, typer.Option(help="Print the defaults as the README's Markdown table instead.")
+    ] = False,
 ) -> None:
-    """Print every setting, its environment variable and default, as a Markdown table."""
-    from onair.config import settings_table
+    """Print the value of every setting this node would use, and where it comes from
+    (`default`, `environment`, `.env`), secrets masked."""
+    import os
 
-    if readme is None:
+    from dotenv import dotenv_values
+    from pydantic import ValidationError
+
+    from onair.config import effective_settings, settings_table
+
+    if defaults:
         print(settings_table())
+        return
+    if readme is None:
+        try:
+            effective = Settings()
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            console.print(f"invalid settings: {problems}", style="red", markup=False)
+            raise typer.Exit(1) from None
+        dotenv = dotenv_values(".env") if Path(".env").is_file() else {}
+        rows = effective_settings(effective, os.environ, dotenv)
+        _emit(("variable", "value", "source"), rows)
         return
     marked = re.compile(r"(<!-- settings:begin.*?-->\n).*?(<!-- settings:end -->)", re.S)
     text = readme.read_text()
@@ -198,10 +221,11 @@ def _fail(response: httpx.Response) -> typer.Exit:
     try:
         payload = response.json()
         message = payload.get("extra") or payload.get("detail")
-    except ValueError:
+    except (ValueError, AttributeError):
         message = response.text
-    text = message if isinstance(message, str) else json.dumps(message)
-    console.print(f"[red]{response.status_code}: {text}[/red]")
+    console.print(
+        f"{response.status_code}: {_readable(message)}", style="red", markup=False, soft_wrap=True
+    )
     if response.status_code in (401, 403):
         console.print(
             "[red]this needs an admin token: pass --token or set ONAIR_TOKEN "
@@ -209,6 +233,38 @@ def _fail(response: httpx.Response) -> typer.Exit:
             "[/red]"
         )
     return typer.Exit(1)
+
+
+def _emit(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """A table on a terminal; tab-separated lines under a header elsewhere (a pipe, a file),
+    whole values, never cut to a width."""
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    print("\n".join("\t".join(row) for row in [columns, *rows]), flush=True)
+
+
+def _readable(message: Any) -> str:
+    """An error of either surface as one line: the Tasks API's `[{"message", "key"}]` and
+    FastAPI's `[{"loc", "msg"}]` as `key: message; key: message`, anything else as text."""
+    if isinstance(message, list):
+        parts = []
+        for problem in message:
+            if not isinstance(problem, dict):
+                parts.append(str(problem))
+                continue
+            text = problem.get("message") or problem.get("msg") or json.dumps(problem)
+            key = problem.get("key")
+            if key is None and isinstance(problem.get("loc"), list):
+                key = ".".join(str(p) for p in problem["loc"] if p not in ("body", "query"))
+            parts.append(f"{key}: {text}" if key else str(text))
+        return "; ".join(parts)
+    if isinstance(message, str):
+        return " ".join(message.split())
+    return json.dumps(message)
 
 
 def _call(
@@ -227,15 +283,37 @@ def _call(
 
 
 @tasks_app.command("list")
-def tasks_list(url: UrlOption = None, token: TokenOption = None) -> None:
-    """Every task id, by status."""
+def tasks_list(
+    url: UrlOption = None,
+    token: TokenOption = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Tasks shown with their name and next due (0: ids only).")
+    ] = 50,
+) -> None:
+    """Tasks by status (running and pending first) with their name and next due instant, and
+    how many there are of each status."""
     index = _call(url, "GET", "/tasks", token=token)
-    table = Table("status", "id")
-    for status, ids in index.items():
-        for task_id in ids:
-            table.add_row(status, task_id)
-    console.print(table)
-    console.print(", ".join(f"{status}: {len(ids)}" for status, ids in index.items()))
+    order = ("running", "pending", "failed", "cancelled", "completed")
+    ids = [(status, task_id) for status in order for task_id in index.get(status, [])]
+    rows: list[tuple[str, ...]] = []
+    if limit == 0:
+        rows = list(ids)
+    else:
+        with _client(url, token) as client:
+            for _, task_id in ids[:limit]:
+                response = client.get(f"/tasks/{task_id}")
+                if response.status_code == 404:  # removed meanwhile
+                    continue
+                if response.is_error:
+                    raise _fail(response)
+                task = response.json()
+                due = _due(task["next"]) if task.get("next") else ""
+                name = task.get("name") or task["task"]["operation"]["type"]
+                rows.append((task["status"], name, due, task_id))
+    _emit(("status", "id") if limit == 0 else ("status", "name", "next due", "id"), rows)
+    more = f" (the first {limit} shown: --limit)" if 0 < limit < len(ids) else ""
+    counts = ", ".join(f"{status}: {len(found)}" for status, found in index.items())
+    console.print(counts + more)
 
 
 @tasks_app.command("show")
@@ -347,30 +425,41 @@ def tasks_preview(
         console.print("the rule has no occurrence left")
 
 
-def _watch_table(overview: dict[str, Any], limit: int) -> Table:
-    """Running tasks first (with elapsed time), then the next ones in the coming 24 hours."""
-    from datetime import datetime
+WATCH_COLUMNS = ("state", "when (UTC)", "task", "operation", "id")
 
+
+def _watch_rows(overview: dict[str, Any], limit: int) -> list[tuple[str, ...]]:
+    """Running tasks first (with elapsed time), then the next ones in the coming 24 hours."""
     now = datetime.fromisoformat(overview["now"])
-    table = Table(
-        "state", "when (UTC)", "task", "operation", "id", title=f"onair at {now:%H:%M:%S}"
-    )
+    rows: list[tuple[str, ...]] = []
     for task in overview["running"]:
         started = datetime.fromisoformat(task["started"]) if task["started"] else now
         elapsed = int((now - started).total_seconds())
-        table.add_row(
-            "[green]running[/green]",
-            f"{started:%H:%M:%S} +{elapsed // 60}m{elapsed % 60:02d}s",
-            task["name"],
-            task["operation"],
-            task["id"],
-        )
+        when = f"{started:%H:%M:%S} +{elapsed // 60}m{elapsed % 60:02d}s"
+        rows.append(("running", when, task["name"], task["operation"], task["id"]))
     for item in overview["timeline"][:limit]:
         at = datetime.fromisoformat(item["at"])
-        table.add_row(
-            "upcoming", f"{at:%m-%d %H:%M:%S}", item["name"], item["operation"], item["id"]
+        rows.append(
+            ("upcoming", f"{at:%m-%d %H:%M:%S}", item["name"], item["operation"], item["id"])
         )
+    return rows
+
+
+def _watch_table(overview: dict[str, Any], limit: int) -> Table:
+    now = datetime.fromisoformat(overview["now"])
+    table = Table(*WATCH_COLUMNS, title=f"onair at {now:%H:%M:%S}")
+    for state, *rest in _watch_rows(overview, limit):
+        table.add_row(f"[green]{state}[/green]" if state == "running" else state, *rest)
     return table
+
+
+def _plain(overview: dict[str, Any], limit: int) -> list[str]:
+    """The watch's rows as tab-separated lines under a `# onair at` line, for a pipe or a
+    file: no box drawing, no colour, one task per line (`grep`, `cut -f`)."""
+    now = datetime.fromisoformat(overview["now"])
+    return [f"# onair at {now:%Y-%m-%d %H:%M:%S} UTC"] + [
+        "\t".join(row) for row in _watch_rows(overview, limit)
+    ]
 
 
 @tasks_app.command("watch")
@@ -381,30 +470,44 @@ def tasks_watch(
     once: Annotated[bool, typer.Option(help="Print the table once and exit.")] = False,
 ) -> None:
     """A live table of running and upcoming tasks, refreshed every second (from the data the
-    dashboard reads, `GET /ui/api/overview`)."""
+    dashboard reads, `GET /ui/api/overview`). Not on a terminal (a pipe, a file), it prints
+    plain tab-separated lines instead, again each time what it shows changes."""
     import time
 
     from rich.live import Live
 
-    def fetch(client: httpx.Client) -> Table:
+    def fetch(client: httpx.Client) -> dict[str, Any]:
         try:
             response = client.get("/ui/api/overview")
         except httpx.HTTPError as error:
-            console.print(f"[red]cannot reach the service: {error}[/red]")
+            console.print(f"cannot reach the service: {error}", style="red")
             raise typer.Exit(1) from error
         if response.is_error:
             raise _fail(response)
-        return _watch_table(response.json(), limit)
+        return dict(response.json())
 
     with _client(url, token) as client:
+        if not console.is_terminal:
+            shown: list[str] = []
+            while True:
+                lines = _plain(fetch(client), limit)
+                if lines[1:] != shown or once:
+                    print("\n".join(lines), flush=True)
+                    shown = lines[1:]
+                if once:
+                    return
+                try:
+                    time.sleep(1)
+                except KeyboardInterrupt:
+                    return
         if once:
-            console.print(fetch(client))
+            console.print(_watch_table(fetch(client), limit))
             return
-        with Live(fetch(client), console=console, auto_refresh=False) as live:
+        with Live(_watch_table(fetch(client), limit), console=console, auto_refresh=False) as live:
             try:
                 while True:
                     time.sleep(1)  # a polling view: one request a second
-                    live.update(fetch(client), refresh=True)
+                    live.update(_watch_table(fetch(client), limit), refresh=True)
             except KeyboardInterrupt:
                 pass
 
@@ -432,3 +535,60 @@ def tasks_clean(
     )
     result = _call(url, "POST", "/tasks/clean", {"strategy": strategy}, token=token)
     console.print(f"removed {len(result['removed'])} tasks")
+
+
+@app.command("asrun")
+def asrun_export(
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="Start of the range, ISO 8601 (naive: UTC; default 24 h ago)."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="End of the range, excluded (default: now).")
+    ] = None,
+    form: Annotated[
+        str, typer.Option("--format", help="csv (the documented columns) or json.")
+    ] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Export the station's as-run log for a time range: what went on air, when its first
+    audio left, how late, how long, and how it ended (`GET /asrun`)."""
+    if form not in ("csv", "json"):
+        console.print(f"[red]--format must be csv or json, not {form!r}[/red]")
+        raise typer.Exit(2)
+    params = {
+        "format": form,
+        **({"from": since} if since else {}),
+        **({"to": until} if until else {}),
+    }
+    try:
+        with _client(url, token) as client:
+            if form == "csv":
+                response = client.get("/asrun", params=params)
+                if response.is_error:
+                    raise _fail(response)
+                text = response.text
+            else:
+                items: list[Any] = []
+                while True:
+                    response = client.get(
+                        "/asrun", params={**params, "limit": 1000, "offset": len(items)}
+                    )
+                    if response.is_error:
+                        raise _fail(response)
+                    page = response.json()
+                    items.extend(page["items"])
+                    if not page["items"] or len(items) >= page["total"]:
+                        break
+                text = json.dumps(items, indent=2) + "\n"
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach the service: {error}[/red]")
+        raise typer.Exit(1) from error
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

@@ -6,10 +6,13 @@ one `Settings` and passes its parts down; nothing here is read at import time.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -452,9 +455,103 @@ class AudioSettings(BaseModel):
     )
 
 
+class UiSettings(BaseModel):
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "The zone the dashboard shows every time in (the station's, an IANA name such as "
+            "Europe/Warsaw), labelled on every page; each time's UTC instant shows on hover."
+        ),
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name") from None
+        return value
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     format: Literal["text", "json"] = Field("text", description="Log line format.")
+
+
+class ReadinessSettings(BaseModel):
+    enabled: bool = Field(True, description="Check upcoming broadcasts before air.")
+    leads: list[timedelta] = Field(
+        default_factory=lambda: [timedelta(hours=24), timedelta(hours=1), timedelta(minutes=10)],
+        description="How long before each broadcast it is checked (the earliest also prefetches).",
+    )
+    duration_tolerance: timedelta = Field(
+        timedelta(seconds=60), description="How far a recording's length may be from its slot's."
+    )
+    max_silence: timedelta = Field(
+        timedelta(seconds=30), description="The longest silence a ready recording may hold."
+    )
+    silence_noise_db: float = Field(
+        -50.0, le=0, description="Below this level (dBFS) audio counts as silence."
+    )
+    loudness_min: float = Field(-30.0, description="Quietest integrated loudness (LUFS) ready.")
+    loudness_max: float = Field(-12.0, description="Loudest integrated loudness (LUFS) ready.")
+
+
+AlertKind = Literal["run_failed", "late_start", "late_first_audio", "cut_short", "at_risk"]
+ALERT_KINDS: tuple[AlertKind, ...] = (
+    "run_failed",
+    "late_start",
+    "late_first_audio",
+    "cut_short",
+    "at_risk",
+)
+
+
+class Webhook(BaseModel):
+    """Where alerts are posted (docs/operations.md, "Alerts"). Only URLs configured here are
+    ever called: a webhook task names one of these, never a URL of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="http:// or https:// URL the alerts are POSTed to.")
+    secret: SecretStr = Field(
+        description="HMAC-SHA256 key of the `X-Onair-Signature` header (at least 16 characters).",
+        min_length=16,
+    )
+    alerts: list[AlertKind] = Field(
+        default_factory=lambda: list(ALERT_KINDS), description="Which alerts it receives."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"a webhook URL must be http:// or https:// with a host: {value!r}")
+        return value
+
+
+class AlertsSettings(BaseModel):
+    webhooks: dict[str, Webhook] = Field(
+        default_factory=dict,
+        description=(
+            "Webhooks by name, as JSON: "
+            '`{"ops": {"url": "https://…", "secret": "…", "alerts": ["run_failed"]}}`.'
+        ),
+    )
+    late_start: timedelta = Field(
+        timedelta(seconds=5), description="Alert when a run starts later than this."
+    )
+    late_first_audio: timedelta = Field(
+        timedelta(seconds=5), description="Alert when an item's first audio is later than this."
+    )
+    timeout: timedelta = Field(timedelta(seconds=10), description="Deadline of one delivery.")
+    attempts: int = Field(10, ge=1, le=100, description="Deliveries tried per alert.")
+    backoff: timedelta = Field(
+        timedelta(seconds=5),
+        description="Wait before the second delivery; it doubles, up to 10 minutes.",
+    )
 
 
 class Settings(BaseSettings):
@@ -487,6 +584,9 @@ class Settings(BaseSettings):
     retries: RetriesSettings = Field(default_factory=RetriesSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     audio: AudioSettings = Field(default_factory=AudioSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     debug: bool = Field(False, description="Log tracebacks of unexpected errors in responses.")
 
     @field_validator("store", mode="after")
@@ -519,6 +619,31 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def effective_settings(
+    settings: Settings, environ: Mapping[str, str], dotenv: Mapping[str, str | None]
+) -> list[tuple[str, str, str]]:
+    """Every setting as `settings` has it, with where its value came from: `(variable, value,
+    source)`, the source `environment`, `.env` or `default` (a variable counts when it or a
+    section above it is set: `ONAIR__SERVER='{"port": 8000}'` sets the port). Secrets are
+    masked: `SecretStr` values, and passwords in URLs."""
+    set_in = {name.upper() for name in environ}
+    in_file = {name.upper() for name, value in dotenv.items() if value is not None}
+    rows = []
+    for name, shown, _ in _walk(Settings, "ONAIR_", settings):
+        parts = name.split("__")
+        scopes = {"__".join(parts[:i]) for i in range(2, len(parts) + 1)}
+        source = "default"
+        if scopes & set_in:
+            source = "environment"
+        elif scopes & in_file:
+            source = ".env"
+        rows.append((name, _URL_PASSWORD.sub(r"\1***@", shown), source))
+    return rows
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
 def _walk(model: type[BaseModel], prefix: str, value: BaseModel) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     for name, field in model.model_fields.items():
@@ -543,6 +668,8 @@ def _show(value: object) -> str:
     if isinstance(value, dict | list):
         import json
 
+        if isinstance(value, list) and all(isinstance(v, timedelta) for v in value):
+            return json.dumps([_iso_duration(v) for v in value])
         return json.dumps(value)
     return str(value)
 

@@ -29,7 +29,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import IO, Any
 
@@ -176,12 +178,65 @@ async def child(
                 _watchdog.forget(process.pid)
 
 
+PROGRESS_PERIOD = 0.02
+"""Seconds between two of ffmpeg's progress reports (`-stats_period`): the resolution of the
+first-audio instant. 50 short reports a second cost the node about 0.2 % of a core."""
+
+
+@dataclass
+class Progress:
+    """ffmpeg's own account of a run, from its `-progress pipe:1` reports, read as they come.
+
+    `first_output` is the instant (monotonic clock, like `spawned`) the first packet left the
+    muxer: ffmpeg reports every `period` seconds from the start of its transcoding, and the
+    first report with bytes written (`total_size > 0`) follows that packet by at most one
+    period, so the packet went out within `period` before it, and after the report before it.
+    Measured against a file output read by a listener: within a few milliseconds
+    (docs/operations.md, "First audio"). `out_seconds` is the media time written so far.
+    """
+
+    period: float = PROGRESS_PERIOD
+    spawned: float | None = None
+    first_output: float | None = None
+    out_seconds: float = 0.0
+    bytes_out: int = 0
+    _block: dict[str, str] = field(default_factory=dict, repr=False)
+    _last_report: float | None = field(default=None, repr=False)
+
+    def arguments(self) -> list[str]:
+        return ["-progress", "pipe:1", "-stats_period", f"{self.period:g}"]
+
+    def feed(self, line: str, now: float) -> None:
+        """One `key=value` line of a report, read at `now` (monotonic)."""
+        key, _, value = line.strip().partition("=")
+        if key != "progress":
+            self._block[key] = value
+            return
+        block, self._block = self._block, {}
+        with contextlib.suppress(ValueError):
+            self.bytes_out = int(block.get("total_size", "0"))
+        with contextlib.suppress(ValueError):
+            self.out_seconds = max(int(block.get("out_time_us", "0")), 0) / 1e6
+        if self.first_output is None and self.bytes_out > 0:
+            before = self._last_report if self._last_report is not None else self.spawned
+            estimate = now - self.period
+            self.first_output = estimate if before is None else max(estimate, before)
+        self._last_report = now
+
+
 async def run_ffmpeg(
-    args: Sequence[str], *, keep_lines: int = 20, stop_grace: float = 1.0
+    args: Sequence[str],
+    *,
+    keep_lines: int = 20,
+    stop_grace: float = 1.0,
+    progress: Progress | None = None,
 ) -> list[str]:
     """Run `ffmpeg <args>` to the end and return the last `keep_lines` lines it wrote to stderr.
 
-    stdin and stdout are /dev/null; the process is a `child`, so it dies with the node.
+    stdin and stdout are /dev/null; the process is a `child`, so it dies with the node. With
+    `progress`, ffmpeg also writes its progress reports to stdout, and they update `progress`
+    as they come (the first output instant, the media time written), also when the run fails
+    or is cancelled.
 
     Raises:
         FfmpegFailed: a non-zero exit, with ffmpeg's last lines.
@@ -189,23 +244,44 @@ async def run_ffmpeg(
             SIGKILL after `stop_grace` seconds) and reaped before this propagates.
     """
     lines: collections.deque[str] = collections.deque(maxlen=keep_lines)
+    reporting = [] if progress is None else progress.arguments()
+    stdout = asyncio.subprocess.DEVNULL if progress is None else asyncio.subprocess.PIPE
     async with child(
         ffmpeg_path(),
         "-hide_banner",
         "-nostdin",
+        *reporting,
         *args,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
         stop_grace=stop_grace,
     ) as process:
-        assert process.stderr is not None
-        async for raw in process.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            if line:
-                lines.append(line)
-        code = await process.wait()
+        reader = None
+        if progress is not None:
+            progress.spawned = time.monotonic()
+            assert process.stdout is not None
+            reader = asyncio.create_task(_read_progress(process.stdout, progress))
+        try:
+            assert process.stderr is not None
+            async for raw in process.stderr:
+                line = raw.decode(errors="replace").rstrip()
+                if line:
+                    lines.append(line)
+            code = await process.wait()
+            if reader is not None:
+                await reader  # the last reports, up to the end of stdout
+        finally:
+            if reader is not None and not reader.done():
+                reader.cancel()
+                await asyncio.wait({reader})
     if code != 0:
         raise FfmpegFailed(code, lines)
     return list(lines)
+
+
+async def _read_progress(stdout: asyncio.StreamReader, progress: Progress) -> None:
+    async for raw in stdout:
+        progress.feed(raw.decode(errors="replace"), time.monotonic())
 
 
 async def _stop(process: asyncio.subprocess.Process, grace: float) -> None:

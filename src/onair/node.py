@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from onair.accounts.credits import Accounts
 from onair.accounts.tokens import Authenticator
+from onair.audio.asrun import AsRun
 from onair.audio.library import Library
 from onair.audio.player import Player
 from onair.broadcast.clients import Emilounge, Emirecords, Emishows, Emistream
@@ -34,6 +35,8 @@ class Node:
     library: Library
     player: Player
     synchronizer: Synchronizer
+    asrun: AsRun
+    """The as-run log: what went on air, and when its first audio left."""
     neighbours: tuple[Emishows, Emirecords, Emilounge, Emistream]
     audio_warning: str | None = None
     """Logged at start-up: the host has no sound device and plays to a silent sink."""

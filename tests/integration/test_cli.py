@@ -101,6 +101,98 @@ async def test_errors_are_readable(shared_server: Server) -> None:
     assert "cannot reach the service" in unreachable.stdout
 
 
+async def test_validation_errors_are_one_readable_line(shared_server: Server) -> None:
+    refused = await asyncio.to_thread(
+        onair, shared_server, "tasks", "schedule", "test", "--condition", "at", "--when", "{}"
+    )
+    assert refused.returncode == 1
+    (line,) = refused.stdout.splitlines()
+    assert line.startswith("400: condition.parameters.datetime: "), line
+    assert "[{" not in line
+
+
+async def test_list_shows_names_and_next_due_and_fits_a_pipe(
+    shared_server: Server, client: httpx.AsyncClient
+) -> None:
+    admin = {
+        "Authorization": f"Bearer {create_token('ops', role=Role.ADMIN, settings=AuthSettings())}"
+    }
+    created = await client.post(
+        "/api/v1/scheduler/admin/system-tasks",
+        headers=admin,
+        json={
+            "name": "Nightly top-up",
+            "task_type": "credit_recharge",
+            "scheduled_at": "2030-01-01T00:00:00",
+        },
+    )
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    listed = await asyncio.to_thread(onair, shared_server, "tasks", "list", "--limit", "500")
+    assert listed.returncode == 0, listed.stdout
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "status\tname\tnext due\tid"
+    (row,) = [line.split("\t") for line in lines if task_id in line]
+    assert row[:2] == ["pending", "Nightly top-up"]
+    assert re.fullmatch(r"2030-01-01 00:00:00 UTC \(in \d+ years? \d+ days?\)", row[2]), row
+    assert re.fullmatch(r"(\w+: \d+, )+\w+: \d+", lines[-1])  # the counts by status
+    await client.delete(f"/tasks/{task_id}")
+
+
+async def test_watch_prints_plain_lines_into_a_pipe(
+    shared_server: Server, client: httpx.AsyncClient
+) -> None:
+    task_id = (
+        await client.post(
+            "/tasks",
+            json={
+                "operation": {"type": "test", "parameters": {"sleep": 30}},
+                "condition": {"type": "now", "parameters": {}},
+                "dependencies": {},
+            },
+        )
+    ).json()["task"]["id"]
+    await wait_status(client, task_id, "running")
+    watched = await asyncio.to_thread(onair, shared_server, "tasks", "watch", "--once")
+    assert watched.returncode == 0, watched.stdout
+    lines = watched.stdout.splitlines()
+    assert re.fullmatch(r"# onair at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", lines[0])
+    (row,) = [line.split("\t") for line in lines if task_id in line]
+    assert (row[0], row[2], row[3], row[4]) == ("running", "test", "test", task_id)
+    assert not any(mark in watched.stdout for mark in "│┃━─")  # no box drawing
+    await client.delete(f"/tasks/{task_id}")
+
+
+def test_settings_show_the_effective_values_and_where_they_come_from(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "ONAIR__LOG__LEVEL=DEBUG\n"
+        "ONAIR__STORE__URL=postgresql://radio:hunter2@db.example.org:5432/onair\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ONAIR")}
+    environ |= {"ONAIR__SERVER__PORT": "4000", "ONAIR__AUTH__SECRET": "s3cr3t-from-env"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "onair", "settings"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in shown.stdout.splitlines()}
+    assert rows["variable"] == ["value", "source"]
+    assert rows["ONAIR__SERVER__PORT"] == ["4000", "environment"]
+    assert rows["ONAIR__LOG__LEVEL"] == ["DEBUG", ".env"]
+    assert rows["ONAIR__STORE__URL"] == [
+        "postgresql://radio:***@db.example.org:5432/onair",
+        ".env",
+    ]
+    assert rows["ONAIR__AUTH__SECRET"] == ["**********", "environment"]
+    assert rows["ONAIR__SERVER__HOST"] == ["127.0.0.1", "default"]
+    assert "hunter2" not in shown.stdout
+    assert "s3cr3t" not in shown.stdout
+
+
 async def test_clean_and_db_upgrade(shared_server: Server, tmp_path: Path) -> None:
     cleaned = await asyncio.to_thread(onair, shared_server, "tasks", "clean", "--older-than", "P7D")
     assert cleaned.returncode == 0, cleaned.stderr

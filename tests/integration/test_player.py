@@ -313,7 +313,11 @@ async def test_cancelling_a_playlist_run_stops_it_and_frees_the_output(sounds: P
             ["-c:a", "aac", "-b:a", "96k", "-f", "mpegts", "srt://10.0.0.2:9000?latency=200000"],
             id="srt_aac",
         ),
-        pytest.param(FileOutput(path=Path("/tmp/x.mp3")), ["-y", "file:/tmp/x.mp3"], id="file"),
+        pytest.param(
+            FileOutput(path=Path("/tmp/x.mp3")),
+            ["-flush_packets", "1", "-y", "file:/tmp/x.mp3"],
+            id="file",
+        ),
         pytest.param(NullOutput(), ["-f", "null", "-"], id="null"),
     ],
 )

@@ -247,6 +247,7 @@ async def test_replay_is_reserved_at_minus_10s_and_streamed_from_minus_1s(
         "reserved": result["reserved"],
         "started": result["started"],
         "finished": result["finished"],
+        "first_audio": result["first_audio"],
         "late_start": {
             "policy": "join",
             "grace_seconds": 1.0,
@@ -256,6 +257,9 @@ async def test_replay_is_reserved_at_minus_10s_and_streamed_from_minus_1s(
         },
     }
     assert abs(result["late_start"]["lateness_seconds"]) < 1.0
+    # The first packet left within a few tenths of a second of ffmpeg's start.
+    sent = (_utc(result["first_audio"]) - _utc(result["started"])).total_seconds()
+    assert 0 < sent < 0.5
     (reserved,) = fakes.emistream.reservations
     assert re.fullmatch(r"[0-9a-f]{32}", reserved.token)
     assert (reserved.at - replay.start_utc).total_seconds() == pytest.approx(-10, abs=1.5)

@@ -4,6 +4,7 @@ the reference's own tests (contract §3), its observed behaviour, and the bugs o
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -437,3 +438,62 @@ async def test_each_documentation_page_links_the_other_surface(client: httpx.Asy
 async def test_now_condition_in_seed_curl_shape(client: httpx.AsyncClient) -> None:
     response = await client.post("/tasks", json={**body(), "condition": NOW})
     assert response.status_code == 201
+
+
+async def test_the_openapi_declares_what_the_routes_really_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    """No FastAPI 422 where the Tasks API answers 400, and each error the routes give is
+    declared, in the reference's error shape."""
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+
+    def codes(path: str, method: str) -> set[str]:
+        return set(paths[path][method]["responses"])
+
+    assert codes("/tasks", "post") == {"201", "400", "401", "403", "409", "413", "415", "422"}
+    assert codes("/tasks/{id}", "get") == {"200", "401", "403", "404"}
+    assert codes("/tasks/{id}", "delete") == {"200", "401", "403", "404", "409"}
+    assert codes("/tasks/{id}/runs", "get") == {"200", "400", "401", "403", "404"}
+    assert codes("/tasks/clean", "post") == {"200", "400", "401", "403", "413", "415"}
+    assert codes("/tasks/completed/{id}", "get") == {"200", "401", "403", "404"}
+    assert codes("/ping", "get") == {"204"}
+    error = paths["/tasks"]["post"]["responses"]["400"]["content"]["application/json"]
+    assert error["schema"] == {"$ref": "#/components/schemas/ReferenceError"}
+    assert set(spec["components"]["schemas"]["ReferenceError"]["properties"]) == {
+        "status_code",
+        "detail",
+        "extra",
+    }
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+    # And the routes do answer those codes.
+    answers = {
+        ("/tasks", "post"): await client.post("/tasks", json={}),
+        ("/tasks", "post", "415"): await client.post("/tasks", content=b"{}"),
+        ("/tasks/{id}", "get"): await client.get(f"/tasks/{uuid.uuid4()}"),
+        ("/tasks/{id}/runs", "get"): await client.get(f"/tasks/{uuid.uuid4()}/runs?limit=0"),
+    }
+    for (path, method, *_), response in answers.items():
+        assert str(response.status_code) in codes(path, method), (path, response.text)
+        assert set(response.json()) <= {"status_code", "detail", "extra"}
+    task_id = await schedule(client)
+    await wait_status(client, task_id, "completed")
+    again = await client.delete(f"/tasks/{task_id}")
+    assert again.status_code == 409
+    assert "409" in codes("/tasks/{id}", "delete")
+
+
+async def test_the_documentation_pages_load_nothing_from_other_hosts(
+    client: httpx.AsyncClient,
+) -> None:
+    for prefix in ("", "/api/v1"):
+        for page in ("/docs", "/redoc"):
+            html = (await client.get(prefix + page)).text
+            sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+            assert sources, html
+            assert all(s.startswith(f"{prefix}/docs-static/") for s in sources), sources
+            for source in sources:
+                asset = await client.get(source)
+                assert asset.status_code == 200, source
+                assert len(asset.content) > 1000 or source.endswith(".png"), source

@@ -11,7 +11,18 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from onair.api import events, media, monitoring, preview, scheduler, tasks, ui, users
+from onair.api import (
+    asrun,
+    documentation,
+    events,
+    media,
+    monitoring,
+    preview,
+    scheduler,
+    tasks,
+    ui,
+    users,
+)
 from onair.api.deps import NO_TELEMETRY, ApiState
 from onair.api.errors import Shape, install_errors
 from onair.api.eventlog import EventLog
@@ -37,7 +48,9 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
     """The application serving `node`; `start(node)` runs the node for the application's
     lifespan. Watchers of the engine's events (metrics, the event stream's history) subscribe
     here, before the engine starts, so that they miss no run."""
-    state = ApiState(node, Metrics(node.engine), EventLog(node.engine, node.settings.events))
+    state = ApiState(
+        node, Metrics(node.engine, node.asrun), EventLog(node.engine, node.settings.events)
+    )
     node.synchronizer.watch(state.metrics.cycle)
 
     @contextlib.asynccontextmanager
@@ -46,7 +59,7 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
             _freeze_what_starting_built()
             yield {"api": state}  # `request.state.api`, on the user API too
 
-    app = FastAPI(
+    app = documentation.application(
         title="onair",
         summary="The scheduler for radio stations and audio platforms.",
         description=DOCUMENTS,
@@ -59,15 +72,22 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         # which was 10% of a `POST /tasks`.
         routes=[
             route
-            for router in (tasks.router, monitoring.tasks_router, preview.router, events.router)
+            for router in (
+                tasks.router,
+                monitoring.tasks_router,
+                preview.router,
+                events.router,
+                asrun.router,
+            )
             for route in router.routes
         ],
     )
     install_errors(app, Shape.REFERENCE)
+    app.openapi = documentation.tasks_openapi(app)  # type: ignore[method-assign]
     app.include_router(monitoring.router)
     ui.install(app)
     user_api = users.create_user_api(
-        scheduler.router, preview.user_router, events.user_router, media.router
+        scheduler.router, preview.user_router, events.user_router, media.router, asrun.user_router
     )
     app.mount("/api/v1", user_api)
     settings = node.settings
@@ -97,6 +117,5 @@ def _freeze_what_starting_built() -> None:
 def _documentation_last(app: FastAPI) -> None:
     """Starlette tries routes in order, and FastAPI adds its documentation pages first: moved
     behind the API, they are no longer matched against every request."""
-    pages = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     routes = app.router.routes
-    routes.sort(key=lambda route: getattr(route, "path", None) in pages)  # stable: order kept
+    routes.sort(key=lambda route: getattr(route, "path", None) in documentation.PAGES)  # stable

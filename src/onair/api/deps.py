@@ -27,6 +27,7 @@ from onair.accounts.credits import Accounts
 from onair.accounts.tokens import Principal
 from onair.api.eventlog import EventLog
 from onair.api.metrics import Metrics
+from onair.audio.asrun import AsRun
 from onair.audio.library import Library
 from onair.broadcast.synchronizer import Synchronizer
 from onair.engine.admission import Caller, Role
@@ -219,6 +220,10 @@ async def _library(request: Request) -> Library:
     return node_of(request).library
 
 
+async def _asrun(request: Request) -> AsRun:
+    return node_of(request).asrun
+
+
 async def _events(request: Request) -> EventLog:
     return api_of(request).events
 
@@ -234,6 +239,7 @@ async def _synchronizer(request: Request) -> Synchronizer:
 ServiceDep = Annotated[SchedulerService, Depends(_service)]
 AccountsDep = Annotated[Accounts, Depends(_accounts)]
 LibraryDep = Annotated[Library, Depends(_library)]
+AsRunDep = Annotated[AsRun, Depends(_asrun)]
 EventLogDep = Annotated[EventLog, Depends(_events)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 SynchronizerDep = Annotated[Synchronizer, Depends(_synchronizer)]

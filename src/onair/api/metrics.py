@@ -19,6 +19,7 @@ from uuid import UUID
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from onair.audio.asrun import Aired, AsRun
 from onair.broadcast.synchronizer import Cycle
 from onair.engine.core import Engine
 from onair.engine.events import Event
@@ -55,7 +56,7 @@ class Metrics:
     """The node's metrics, fed by `engine.events`. Build before the engine starts, so that no
     run of this node goes uncounted."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, asrun: AsRun | None = None) -> None:
         self.engine = engine
         self.node = engine.node
         self.registry = CollectorRegistry(auto_describe=True)
@@ -107,8 +108,18 @@ class Metrics:
             ("node", "result"),
             registry=self.registry,
         )
+        self.first_audio = Histogram(
+            "onair_first_audio_lateness_seconds",
+            "Seconds from an aired item's planned instant to its first audio leaving onair, by "
+            "ffmpeg's own progress (broadcasts, sounds, each playlist track; 0 when early).",
+            labels,
+            buckets=LATENESS_BUCKETS,
+            registry=self.registry,
+        )
         self._starts: dict[UUID, datetime] = {}
         engine.events.subscribe(self.observe)
+        if asrun is not None:
+            asrun.watch(self.aired)
         engine.events.on_timing(self.timing)
 
     def observe(self, event: Event) -> None:
@@ -127,6 +138,12 @@ class Metrics:
             if began is not None:
                 seconds = (event.at - began).total_seconds()
                 self.duration.labels(node, operation, event.kind).observe(max(seconds, 0.0))
+
+    def aired(self, item: Aired) -> None:
+        """Count one item of the as-run log (always this node's: items are announced where
+        they aired)."""
+        if item.lateness is not None:
+            self.first_audio.labels(self.node, item.operation).observe(max(item.lateness, 0.0))
 
     def timing(self, name: str, seconds: float) -> None:
         self.store_seconds.labels(self.node, name).observe(seconds)

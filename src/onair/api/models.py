@@ -70,6 +70,7 @@ class TaskIndex(BaseModel):
 class GenericTask(BaseModel):
     task: TaskModel
     status: Status
+    name: str | None = Field(None, description="onair: the task's name, if it has one.")
     description: str = Field(
         "", description="onair: the condition in words, e.g. 'every weekday at 09:00, UTC'."
     )
@@ -166,6 +167,7 @@ def generic(task: Task, latest: Run | None = None) -> GenericTask:
     return GenericTask(
         task=TaskModel.of(task),
         status=task.status,
+        name=task.name,
         description=describe_spec(task.condition.type, task.condition.parameters),
         next=task.next_due,
         retry=task.retry_at,

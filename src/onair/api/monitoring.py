@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
-from onair.api.deps import CallerDep, MetricsDep, SynchronizerDep
+from onair.api.deps import CallerDep, MetricsDep, SynchronizerDep, node_of
 from onair.api.routing import TasksRoute
+from onair.operations.readiness import upcoming
 from onair.timeutil import naive_utc
 
 router = APIRouter()
@@ -65,3 +66,21 @@ async def synchronizer_state(_: CallerDep, synchronizer: SynchronizerDep) -> Syn
         last=None if last is None else CyclePublic.model_validate(last.as_json()),
         next=None if upcoming is None else naive_utc(upcoming),
     )
+
+
+class BroadcastReadiness(BaseModel):
+    task_id: UUID = Field(description="The broadcast's stream task.")
+    event: UUID
+    start: str = Field(description="The instance's start, naive wall time in its zone.")
+    due: str | None = Field(description="When the stream task runs (UTC).")
+    state: str = Field(description="ready, at_risk, or unchecked (before its first lead).")
+    reasons: list[dict[str, str]] = Field(description="`{check, message}` of each problem.")
+    lead_seconds: float | None = Field(description="The lead of the latest check.")
+    checked_at: str | None = Field(description="When the latest check ended (UTC).")
+
+
+@tasks_router.get("/readiness")
+async def readiness(_: CallerDep, request: Request) -> list[BroadcastReadiness]:
+    """The readiness of every upcoming broadcast, soonest first (docs/broadcasts.md)."""
+    found = await upcoming(node_of(request).engine)
+    return [BroadcastReadiness.model_validate(item) for item in found]

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from onair.accounts.credits import CreditTransaction, User
 from onair.accounts.tokens import Role
+from onair.api import documentation
 from onair.api.deps import NO_TELEMETRY, AccountsDep, CurrentUser, Limit, Offset
 from onair.api.errors import Shape, install_errors
 from onair.timeutil import UTCInstant
@@ -109,7 +110,7 @@ async def my_transactions(
 def create_user_api(*routers: APIRouter) -> FastAPI:
     """The `/api/v1` application: `/users` and `routers`, answering errors in FastAPI's
     shape. It reads the node from the lifespan state its parent hands down with each request."""
-    api = FastAPI(
+    api = documentation.application(
         title="onair user API",
         summary="Users' and admins' scheduled tasks, accounts and credits (seed 004).",
         description=(

@@ -82,7 +82,10 @@ def ffmpeg_args(output: Output) -> list[str]:
                 url += ("&" if "?" in url else "?") + "pkt_size=1316"
             return _mpegts(output.codec, output.bitrate, url)
         case FileOutput():
-            return ["-y", f"file:{output.path}"]  # a colon in the name is not a protocol
+            # Each packet is written at once, not in 32 KiB blocks: a reader sees the audio as
+            # it goes out, and the first-audio instant is when its first bytes appear.
+            # A colon in the name is not a protocol.
+            return ["-flush_packets", "1", "-y", f"file:{output.path}"]
         case NullOutput():
             return ["-f", "null", "-"]
 

@@ -15,15 +15,15 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from onair.audio.outputs import describe, ffmpeg_args
 from onair.config import Output
 from onair.errors import InvalidInput, OperationError, Problem
-from onair.ffmpeg import FfmpegFailed, run_ffmpeg
+from onair.ffmpeg import FfmpegFailed, Progress, run_ffmpeg
 from onair.timeutil import Clock, SystemClock
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,11 @@ class PlayerStopped(OperationError):
         self.output = name
 
 
+End = Literal["completed", "max_duration", "cancelled", "failed"]
+"""How a playback ended: all of it played, cut by the run's `max_duration`, cancelled (or the
+player shut down), or failed."""
+
+
 @dataclass(frozen=True)
 class Playback:
     """One file played on one output.
@@ -68,6 +73,12 @@ class Playback:
     ended: datetime
     offset: float = 0.0
     """Seconds of the file skipped at its start (a late run that joined)."""
+    first_audio: datetime | None = None
+    """When its first audio left onair, by ffmpeg's own progress (`onair.ffmpeg.Progress`);
+    None when none did."""
+    end: End = "completed"
+    error: str | None = None
+    """Why it failed (`end` is `failed`)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -166,12 +177,15 @@ class Player:
         *,
         busy_timeout: float | None = None,
         offset: float = 0.0,
+        aired: list[Playback] | None = None,
     ) -> Playback:
         """Play all of `path` on `output` (the default when None), in real time, from `offset`
         seconds into it.
 
         Returns when the file has been played. Cancelling the awaiting task stops the audio
-        within a second and reaps ffmpeg before the cancellation propagates.
+        within a second and reaps ffmpeg before the cancellation propagates. `aired`, when
+        given, receives the playback however it ends (completed, cancelled, failed), for the
+        as-run log.
 
         Raises:
             UnknownOutput: no such output.
@@ -182,7 +196,7 @@ class Player:
         """
         name = self.output(output)
         async with self._hold(name, busy_timeout, Path(path).name):
-            return await self._play(name, Path(path), limit=None, offset=offset)
+            return await self._play(name, Path(path), None, offset, aired)
 
     async def play_many(
         self,
@@ -192,6 +206,7 @@ class Player:
         max_duration: float | None = None,
         busy_timeout: float | None = None,
         offset: float = 0.0,
+        aired: list[Playback] | None = None,
     ) -> list[Playback]:
         """Play `paths` one after the other on `output`, holding the output for the whole run so
         that no other playback slips in between two tracks. The first track starts `offset`
@@ -200,6 +215,7 @@ class Player:
         `paths` may be endless (a looping playlist plan); the run then lasts until it is
         cancelled or `max_duration` seconds have passed since its first track started. At that
         point the track playing is cut and no other starts. A failing track ends the run.
+        `aired` receives every track's playback as it ends, as with `play`.
         The next path is asked for only when it is about to start (never once the time is
         up), so an asynchronous `paths` may pay for each track as it starts, or end the run.
 
@@ -224,7 +240,7 @@ class Player:
                     break
                 self._playing[name] = f"{Path(path).name} (track {len(playbacks) + 1})"
                 seek = 0.0 if playbacks else offset
-                playbacks.append(await self._play(name, Path(path), limit=limit, offset=seek))
+                playbacks.append(await self._play(name, Path(path), limit, seek, aired))
         return playbacks
 
     @contextlib.asynccontextmanager
@@ -250,7 +266,12 @@ class Player:
             lock.release()
 
     async def _play(
-        self, name: str, path: Path, limit: float | None, offset: float = 0.0
+        self,
+        name: str,
+        path: Path,
+        limit: float | None,
+        offset: float = 0.0,
+        aired: list[Playback] | None = None,
     ) -> Playback:
         output = self._outputs[name]
         burst = ["-readrate_initial_burst", f"{output.initial_burst:g}"]
@@ -274,25 +295,46 @@ class Player:
         ]
         started, start = self._clock.now(), time.monotonic()
         logger.info("Playing %s on %s (%s)", path.name, name, describe(output))
-        process = asyncio.create_task(run_ffmpeg(args))
+        progress = Progress()
+        process = asyncio.create_task(run_ffmpeg(args, progress=progress))
         self._processes.add(process)
+        end: End = "completed"
+        error: str | None = None
         try:
             # Cancelling this task cancels `process` too, and the CancelledError arrives here
             # only once run_ffmpeg has reaped ffmpeg.
             await process
         except asyncio.CancelledError:
+            end = "cancelled"
             current = asyncio.current_task()
             if self._closed and current is not None and not current.cancelling():
                 raise PlayerStopped(name) from None
+            raise
+        except Exception as failure:
+            end, error = "failed", str(failure)
             raise
         finally:
             if not process.done():  # cancelled before it was awaited: still reap it
                 process.cancel()
                 await asyncio.wait({process})
             self._processes.discard(process)
-        seconds = time.monotonic() - start
-        logger.info("Played %s on %s for %.2f s", path.name, name, seconds)
-        return Playback(name, path, seconds, started, self._clock.now(), offset)
+            if end == "completed" and limit is not None and progress.out_seconds >= limit - 0.05:
+                end = "max_duration"
+            playback = Playback(
+                name,
+                path,
+                time.monotonic() - start,
+                started,
+                self._clock.now(),
+                offset,
+                _instant(started, start, progress.first_output),
+                end,
+                error,
+            )
+            if aired is not None:
+                aired.append(playback)
+        logger.info("Played %s on %s for %.2f s", path.name, name, playback.seconds_played)
+        return playback
 
     async def _supports_burst(self) -> bool:
         """Whether this ffmpeg knows `-readrate_initial_burst` (6.1 and later). Before 6.1 `-re`
@@ -311,6 +353,13 @@ class Player:
             except FfmpegFailed:
                 self._burst = False
             return self._burst
+
+
+def _instant(started: datetime, start: float, monotonic: float | None) -> datetime | None:
+    """The clock's instant of a `monotonic` reading, `started` having been read at `start`."""
+    if monotonic is None:
+        return None
+    return started + timedelta(seconds=monotonic - start)
 
 
 async def _each(paths: Iterable[Path] | AsyncIterable[Path]) -> AsyncGenerator[Path, None]:

@@ -312,7 +312,9 @@ class RRule(_Series):
         return min(counts) if counts else None
 
     def _anchor(self) -> datetime:
-        return self._wall(self.start)
+        """DTSTART: `start` as wall time, to the second (an RRULE has no finer resolution, and
+        dateutil drops the fraction: kept, it put the first occurrence before the start)."""
+        return self._wall(self.start).replace(microsecond=0)
 
     def trigger(self, created: datetime) -> Trigger:
         anchor = self._anchor()
@@ -374,8 +376,28 @@ _RANGES = {  # RFC 5545 3.3.10: each BY part's values (0 is never one, except fo
     "byeaster": (-366, 366),
 }
 _SUB_DAILY_STEPS = MAX_CANDIDATES // 4
-"""How many steps a SECONDLY rule with BYHOUR or BYMINUTE may need to cross a day (dateutil
-looks for the next matching hour or minute one step at a time)."""
+"""How many steps a MINUTELY rule with BYHOUR, or a SECONDLY one with BYHOUR or BYMINUTE, may
+need to cross a day (dateutil looks for the next matching hour or minute one step at a time)."""
+_DAY_STEPS = 24
+"""The same when the rule also skips days (BYMONTH, BYMONTHDAY, BYDAY...): dateutil crosses
+each day it skips step by step too, so a rule that matches one day a month would take 30 times
+as many."""
+_DAY_PARTS = ("bymonth", "bymonthday", "byyearday", "byweekno", "byweekday", "byeaster")
+
+
+def _steps_per_day(parts: Any, freq: str, interval: int) -> int | None:
+    """How many steps dateutil takes to cross a day of a MINUTELY or SECONDLY rule that limits
+    its hours (or, SECONDLY, its minutes); None for other rules, which cross a day in one."""
+    hours, minutes, seconds = (parts.get(name) for name in ("byhour", "byminute", "bysecond"))
+    if freq == "MINUTELY" and hours is not None:
+        steps = 1440 // math.gcd(interval, 1440)
+        return steps if minutes is None else min(steps, 24 * len(minutes))
+    if freq == "SECONDLY" and (hours is not None or minutes is not None):
+        steps = 86400 // math.gcd(interval, 86400)
+        return steps if seconds is None else min(steps, 1440 * len(seconds))
+    return None
+
+
 _PER_PERIOD = MAX_CANDIDATES // 2
 """How many instants one period of a rule may hold (a query walks its period from the start)."""
 
@@ -408,13 +430,19 @@ def _check_parts(rule: Any) -> None:
     given = {k for k, v in parts.items() if v is not None and k != "bysetpos"}
     if parts.get("bysetpos") and not given:
         raise ValueError("BYSETPOS needs another BYxxx part to choose among")
-    filtered = any(parts.get(name) is not None for name in ("byhour", "byminute"))
-    if freq == "SECONDLY" and filtered and 86400 // math.gcd(interval, 86400) > _SUB_DAILY_STEPS:
-        raise ValueError(
-            "FREQ=SECONDLY with BYHOUR or BYMINUTE is searched second by second: use FREQ=DAILY "
-            "or HOURLY with BYMINUTE and BYSECOND lists, or an INTERVAL that crosses a day in "
-            f"at most {_SUB_DAILY_STEPS} steps"
-        )
+    steps = _steps_per_day(parts, freq, interval)
+    if steps is not None:
+        days = [name for name in _DAY_PARTS if parts.get(name) is not None]
+        most = _DAY_STEPS if days else _SUB_DAILY_STEPS
+        if steps > most:
+            unit = "minute" if freq == "MINUTELY" else "second"
+            limit = "BYHOUR" if freq == "MINUTELY" else "BYHOUR or BYMINUTE"
+            also = f" and {', '.join(d.upper() for d in days)}" if days else ""
+            raise ValueError(
+                f"FREQ={freq} with {limit}{also} is searched {unit} by {unit} ({steps} steps "
+                f"to cross a day, at most {most}): use FREQ=DAILY (or HOURLY) with BYHOUR, "
+                "BYMINUTE and BYSECOND lists"
+            )
     per_period = _instants_per_period(rule, freq)
     if per_period > _PER_PERIOD:
         raise ValueError(

@@ -40,8 +40,9 @@ from onair.store.database import Store
 from onair.store.schema import new_id
 from onair.timeutil import Clock, SystemClock
 
-INDEX_PAGE = 500
-"""Task ids read per page of `Engine.index_pages`: well under a millisecond of work each."""
+INDEX_PAGE = 200
+"""Task ids read per page of `Engine.index_pages`: about 0.3 ms of work each on SQLite, the
+longest a run due meanwhile waits for the event loop (scenario 6 of docs/performance.md)."""
 
 
 def default_node_name() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,21 @@ from uuid import UUID
 
 log = logging.getLogger("onair.events")
 
-KINDS = ("created", "started", "completed", "failed", "cancelled", "missed", "interrupted")
+KINDS = (
+    "created",
+    "started",
+    "completed",
+    "failed",
+    "cancelled",
+    "missed",
+    "interrupted",
+    "aired",
+    "readiness",
+)
+"""`aired`: an item of a run went on air and ended (`onair.audio.asrun`); its `data` is the
+as-run item, its `due` the item's planned instant and its `lateness` its first audio's.
+`readiness`: a broadcast was checked before air (`onair.operations.readiness`); `data` is the
+check's verdict."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,9 @@ class Event:
     lateness: float | None = None
     error: str | None = None
     owner: str | None = None
+    data: Mapping[str, Any] | None = None
+    """What else the event carries (an `aired` event: its as-run item); left out of the JSON
+    when None."""
     remote: bool = field(default=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -51,6 +68,7 @@ class Event:
             "lateness": self.lateness,
             "error": self.error,
             "owner": self.owner,
+            **({} if self.data is None else {"data": dict(self.data)}),
         }
 
     def payload(self) -> str:
@@ -58,6 +76,9 @@ class Event:
         data = self.as_json()
         if data["error"] and len(data["error"]) > 2000:
             data["error"] = data["error"][:2000] + "…"
+        extra = data.get("data")
+        if extra and isinstance(extra.get("error"), str) and len(extra["error"]) > 2000:
+            extra["error"] = extra["error"][:2000] + "…"
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod

@@ -190,7 +190,7 @@ def _skip_ahead(
     `current` without one: the caller walks on from there at its next claim."""
     spacing = (current - due) / max(walked, 1)
     window = max(2 * spacing, timedelta(seconds=1))
-    while now - window > current:
+    while window < now - current:  # (as `now - window > current`, which may overflow)
         probe = next_after(now - window)
         if probe is None:
             return None

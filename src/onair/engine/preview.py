@@ -40,13 +40,17 @@ class PreviewItem:
 
 
 def preview(
-    condition: Condition, created: datetime, count: int = 10, after: datetime | None = None
+    condition: Condition,
+    created: datetime,
+    count: int = 10,
+    after: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[PreviewItem]:
     """The first `count` runs of `condition` for a task created at `created` (aware UTC),
     fewer when the series ends or its `limit` is smaller; with `after`, only runs strictly
-    after it (what is still ahead of a series that began in the past). Bounded: the
-    instants found before the search's bound (`PREVIEW_CANDIDATES`), none when the first
-    is not found within it."""
+    after it (what is still ahead of a series that began in the past); with `until`, only
+    runs up to it. Bounded: the instants found before the search's bound
+    (`PREVIEW_CANDIDATES`), none when the first is not found within it."""
     trigger = condition.trigger(created)
     zone = condition.zone
     wanted = count if condition.limit is None else min(count, condition.limit)
@@ -57,7 +61,7 @@ def preview(
                 found = _occurrence(trigger, after)
             except Unbounded:
                 break
-            if found is None:
+            if found is None or (until is not None and found.utc > until):
                 break
             local = found.utc.astimezone(zone)
             items.append(PreviewItem(found.utc, local, _note(found.wall, local, zone)))
@@ -118,9 +122,10 @@ def upcoming(
     return preview(condition, now, count, after)
 
 
-def remaining(task: Task, count: int) -> list[PreviewItem]:
-    """The next `count` runs still ahead of `task`, from its next due instant; none once it
-    has finished. A series' `count` limit takes off the occurrences already had."""
+def remaining(task: Task, count: int, until: datetime | None = None) -> list[PreviewItem]:
+    """The next `count` runs still ahead of `task` (up to `until`, if given), from its next
+    due instant; none once it has finished. A series' `count` limit takes off the occurrences
+    already had."""
     if task.status.finished or task.next_at is None:
         return []
     condition = parse_condition(task.condition.type, dict(task.condition.parameters))
@@ -128,4 +133,4 @@ def remaining(task: Task, count: int) -> list[PreviewItem]:
         count = min(count, condition.limit - task.occurrences)
     if count <= 0:
         return []
-    return preview(condition, task.created_at, count, task.next_at - _TICK)
+    return preview(condition, task.created_at, count, task.next_at - _TICK, until)

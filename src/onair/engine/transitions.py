@@ -153,7 +153,8 @@ async def claim(
     the task to `running` and advance its series. Occurrences beyond their misfire grace, or
     overlapping a run still in progress under the `skip` policy, are recorded as missed; runs
     replaced under the `replace` policy are ended and their ids appended to `stopped`, for the
-    caller to stop wherever they run; missed occurrences are appended to `missed`."""
+    caller to stop wherever they run; the events of missed occurrences, and of tasks failed
+    because their rule cannot be evaluated (`_fail_rule`), are appended to `missed`."""
     rows = await queries.claim_due(conn, horizon, limit)
     if not rows:
         return []
@@ -211,7 +212,7 @@ async def _claim_one(
         trigger = condition.trigger(row["created_at"])
         decision = decide(trigger.next_after, remaining, row["due_at"], now, policy)
     except (InvalidInput, Unbounded) as error:
-        await _fail_rule(conn, row, now, str(error))
+        missed.append(await _fail_rule(conn, row, node, now, str(error)))
         return None, []
     occurrences = row["occurrences"] + decision.consumed
     if decision.missed:
@@ -250,10 +251,11 @@ async def _claim_one(
     return None, []
 
 
-async def _fail_rule(conn: Connection, row: Record, now: datetime, reason: str) -> None:
+async def _fail_rule(conn: Connection, row: Record, node: str, now: datetime, reason: str) -> Event:
     """End a task whose stored rule cannot be evaluated (no longer valid, or its next
-    occurrence not found within the search bound) as `failed`, with the reason."""
-    reason = reason.rstrip(".")
+    occurrence not found within the search bound) as `failed`, with the reason; the event
+    that says so."""
+    error = f"Its rule can no longer be evaluated: {reason.rstrip('.')}."
     await queries.update_task(
         conn,
         row["id"],
@@ -262,11 +264,12 @@ async def _fail_rule(conn: Connection, row: Record, now: datetime, reason: str) 
             "finished_at": now,
             "next_at": None,
             "due_at": None,
-            "error": f"Its rule can no longer be evaluated: {reason}.",
+            "error": error,
             "updated_at": now,
         },
     )
     await settle_dependents(conn, [row["id"]], now)
+    return Event("failed", row["id"], row["operation"], now, node, error=error, owner=row["owner"])
 
 
 def _start(

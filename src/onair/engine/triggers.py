@@ -88,12 +88,18 @@ _shared: ContextVar[_Budget | None] = ContextVar("onair_search_budget", default=
 @contextlib.contextmanager
 def search_budget(candidates: int) -> Iterator[None]:
     """Within the block, every search draws on one budget of `candidates` in all (a preview of
-    many instants, or a page of them, is bounded as one search is); past it, `Unbounded`."""
-    token = _shared.set(_Budget(candidates, MAXYEAR))
+    many instants, or a page of them, is bounded as one search is); past it, `Unbounded`.
+    Nested, the inner budget is also held to what is left of the outer one, and spends it."""
+    outer = _shared.get()
+    allowed = candidates if outer is None else min(candidates, max(outer.candidates, 0))
+    budget = _Budget(allowed, MAXYEAR)
+    token = _shared.set(budget)
     try:
         yield
     finally:
         _shared.reset(token)
+        if outer is not None:
+            outer.candidates -= allowed - max(budget.candidates, 0)
 
 
 class Trigger(Protocol):
@@ -327,10 +333,14 @@ class Cron:
 
     def after(self, wall: datetime, end: datetime | None = None) -> datetime | None:
         """croniter's own search, held to `HORIZON_YEARS` (it walks days and months, not
-        seconds, so its cost is bounded by the horizon)."""
+        seconds, so its cost is bounded by the horizon). `wall` goes in to the second: cron
+        instants are whole minutes, and croniter counts in float timestamps, which past the
+        year 2500 round 00:00:59.999999 up to the next minute and skip it."""
         try:
             found: datetime = croniter(
-                self.expression, wall, max_years_between_matches=HORIZON_YEARS
+                self.expression,
+                wall.replace(microsecond=0),
+                max_years_between_matches=HORIZON_YEARS,
             ).get_next(datetime)
         except CroniterBadDateError:
             if wall.year + HORIZON_YEARS >= MAXYEAR or (

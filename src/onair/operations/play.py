@@ -22,19 +22,21 @@ plays until it is cancelled. docs/operations.md has the rules.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import random
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from onair.accounts.credits import Accounts
+from onair.audio.asrun import Aired, AsRun, EndReason
 from onair.audio.library import Library, Playlist, PlaylistNotFound, Sound, SoundNotFound
 from onair.audio.player import Playback, Player
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters, plan
@@ -105,18 +107,26 @@ class _Bill:
 class _Play:
     """What both operations share: admitting, paying, playing and giving back."""
 
+    name: ClassVar[str]
     policy: ClassVar[Policy] = _POLICY
     roles: ClassVar[frozenset[Role]] = ANYONE
     _media_key: ClassVar[str]
 
     def __init__(
-        self, library: Library, player: Player, accounts: Accounts, cost: int, seed: int | None
+        self,
+        library: Library,
+        player: Player,
+        accounts: Accounts,
+        cost: int,
+        seed: int | None,
+        asrun: AsRun | None = None,
     ) -> None:
         self.library = library
         self.player = player
         self.accounts = accounts
         self.cost = cost
         self.seed = seed
+        self.asrun = asrun or AsRun()
 
     async def admit(self, parameters: Any, admission: Admission) -> Hold:
         """Raises InvalidParameters: media that is not the owner's (nor an admin's to take),
@@ -161,23 +171,48 @@ class _Play:
         tracks: Sequence[Sound],
         output: str | None,
         max_duration: float | None = None,
-        offset: float = 0.0,
+        late: LateStart | None = None,
+        into: float = 0.0,
+        positions: Sequence[int] | None = None,
+        playlist_id: UUID | None = None,
     ) -> tuple[list[Playback], int]:
-        """Play `tracks`, the first from `offset` seconds into it, each paid for as it starts,
+        """Play `tracks`, the first from `into` seconds into it, each paid for as it starts,
         and return the playbacks and the credits spent. Raises InsufficientCredits (nothing
-        played), CreditsRanOut (some played)."""
+        played), CreditsRanOut (some played). Every playback goes to the as-run log as it
+        ended, however the run ends; `positions` and `playlist_id` say which tracks of which
+        playlist they are (None: a sound)."""
         name = self.player.output(output)
         bill = _Bill(self, context)
-        async with contextlib.aclosing(
-            bill.pay_each(self.library.file(t) for t in tracks)
-        ) as paths:
-            playbacks = await self.player.play_many(
-                paths, name, max_duration=max_duration, offset=offset
-            )
+        aired: list[Playback] = []
+        try:
+            async with contextlib.aclosing(
+                bill.pay_each(self.library.file(t) for t in tracks)
+            ) as paths:
+                playbacks = await self.player.play_many(
+                    paths, name, max_duration=max_duration, offset=into, aired=aired
+                )
+        finally:
+            joined = 0.0 if late is None else late.offset
+            items = _items(context, self.name, tracks, aired, joined, positions, playlist_id)
+            if bill.ran_out and items and items[-1].end == "completed":
+                items[-1] = replace(items[-1], end="credits")
+            await asyncio.shield(self.asrun.record(items))
         if bill.ran_out:
             assert context.owner is not None
             raise CreditsRanOut(context.owner, self.cost, bill.started)
         return playbacks, len(playbacks) * self._cost(context)
+
+    async def _skipped(
+        self, context: RunContext, track: Sound, output: str, subject: dict[str, Any]
+    ) -> None:
+        """Put an item that the late-start policy skipped in the as-run log."""
+        kind: Literal["track", "sound"] = "track" if "playlist_id" in subject else "sound"
+        now = context.clock.now()
+        item = Aired(
+            context.run_id, context.task_id, self.name, kind, track.name, context.owner, output,
+            context.due, None, 0.0, 0.0, "skipped", now, subject=subject,
+        )  # fmt: skip
+        await self.asrun.record([item])
 
     def _cost(self, context: RunContext) -> int:
         return 0 if context.owner is None else self.cost
@@ -219,6 +254,8 @@ class PlaySound(_Play):
         late = self._late(parameters, context, sound.duration_seconds)
         if not late.plays:
             context.logger.info("play_sound %s: skipped, %.3f s late", sound.id, late.lateness)
+            output = self.player.output(parameters.output)
+            await self._skipped(context, sound, output, {"sound_id": str(sound.id)})
             return {
                 "sound_id": str(sound.id),
                 "name": sound.name,
@@ -230,7 +267,9 @@ class PlaySound(_Play):
                 "credits_spent": 0,
                 "late_start": late.as_json(),
             }
-        playbacks, spent = await self._play(context, [sound], parameters.output, offset=late.offset)
+        playbacks, spent = await self._play(
+            context, [sound], parameters.output, late=late, into=late.offset
+        )
         [playback] = playbacks
         return {
             "sound_id": str(sound.id),
@@ -240,6 +279,7 @@ class PlaySound(_Play):
             "seconds_played": round(playback.seconds_played, 3),
             "started": playback.started.isoformat(),
             "ended": playback.ended.isoformat(),
+            "first_audio": _iso(playback.first_audio),
             "credits_spent": spent,
             "late_start": late.as_json(),
         }
@@ -276,11 +316,15 @@ class PlayPlaylist(_Play):
             if max_duration is not None:
                 max_duration -= late.offset
         max_duration = self._limit(parameters, context, max_duration)
-        playbacks, spent = (
-            await self._play(context, tracks, parameters.output, max_duration, into)
-            if late.plays and tracks
-            else ([], 0)
-        )
+        playbacks: list[Playback] = []
+        spent = 0
+        if late.plays and tracks:
+            playbacks, spent = await self._play(
+                context, tracks, parameters.output, max_duration, late, into, positions, playlist.id
+            )
+        elif tracks:
+            subject = _track(playlist.id, positions[0], tracks[0])
+            await self._skipped(context, tracks[0], self.player.output(parameters.output), subject)
         played = [
             {
                 "position": position,
@@ -290,6 +334,7 @@ class PlayPlaylist(_Play):
                 "started": playback.started.isoformat(),
                 "ended": playback.ended.isoformat(),
                 "offset_seconds": round(playback.offset, 3),
+                "first_audio": _iso(playback.first_audio),
             }
             for position, track, playback in zip(positions, tracks, playbacks, strict=False)
         ]
@@ -331,6 +376,46 @@ class PlayPlaylist(_Play):
             return MAX_TRACKS
         shortest = max(min(t.duration_seconds for t in playlist.tracks), 0.1)
         return min(MAX_TRACKS, int(parameters.max_duration / shortest) + 1)
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat()
+
+
+def _track(playlist_id: UUID, position: int, sound: Sound) -> dict[str, Any]:
+    return {"playlist_id": str(playlist_id), "position": position, "sound_id": str(sound.id)}
+
+
+def _items(
+    context: RunContext,
+    operation: str,
+    tracks: Sequence[Sound],
+    aired: Sequence[Playback],
+    joined: float,
+    positions: Sequence[int] | None,
+    playlist_id: UUID | None,
+) -> list[Aired]:
+    """The as-run items of a run's playbacks. The first track was planned to air `joined`
+    seconds after the due instant (a late run that joined), each next one when the one before
+    would have ended."""
+    items: list[Aired] = []
+    planned = context.due + timedelta(seconds=joined)
+    for index, playback in enumerate(aired):
+        track = tracks[index]
+        if playlist_id is None or positions is None:
+            kind: Literal["sound", "track"] = "sound"
+            subject: dict[str, Any] = {"sound_id": str(track.id)}
+        else:
+            kind, subject = "track", _track(playlist_id, positions[index], track)
+        end: EndReason = playback.end
+        item = Aired(
+            context.run_id, context.task_id, operation, kind, track.name, context.owner,
+            playback.output, planned, playback.first_audio, playback.seconds_played,
+            playback.offset, end, playback.ended, playback.error, subject,
+        )  # fmt: skip
+        items.append(item)
+        planned += timedelta(seconds=max(track.duration_seconds - playback.offset, 0.0))
+    return items
 
 
 def _total(tracks: Sequence[Sound], max_duration: float | None) -> float:

@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
+import time as monotonic_time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
@@ -52,6 +54,7 @@ from zoneinfo import ZoneInfo
 import anyio
 from pydantic import BaseModel, ValidationError
 
+from onair.audio.asrun import Aired, AsRun, EndReason
 from onair.broadcast.clients import (
     Download,
     Emilounge,
@@ -66,7 +69,7 @@ from onair.engine.latestart import decide
 from onair.engine.policies import Policy, Retry
 from onair.engine.registry import JSON, RunContext
 from onair.errors import OperationError
-from onair.ffmpeg import run_ffmpeg
+from onair.ffmpeg import Progress, run_ffmpeg
 from onair.timeutil import as_utc, naive_utc, zone
 
 
@@ -192,6 +195,7 @@ class Stream:
         settings: StreamSettings,
         srt_host: str,
         srt_port: int,
+        asrun: AsRun | None = None,
     ) -> None:
         self.emishows = emishows
         self.emirecords = emirecords
@@ -200,6 +204,7 @@ class Stream:
         self.settings = settings
         self.srt_host = srt_host
         self.srt_port = srt_port
+        self.asrun = asrun or AsRun()
 
     async def run(
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
@@ -228,7 +233,9 @@ class Stream:
 
         destination = self._destination(event.id, instance.start, context)
         try:
-            source = await self._download(event, tz, instance, destination)
+            source = await self._take_prefetched(event.id, instance.start, destination)
+            if source is None:
+                source = await self._download(event, tz, instance, destination)
             log.info(
                 "stream %s %s: downloaded %d bytes from %s (event %s, start %s)",
                 event.id,
@@ -247,7 +254,7 @@ class Stream:
 
             planned = start - self.settings.start_before
             await context.sleep_until(planned)
-            started = context.clock.now()
+            started, start_monotonic = context.clock.now(), monotonic_time.monotonic()
             end = as_utc(instance.end, tz)
             late = decide(
                 params.late_start,
@@ -257,18 +264,45 @@ class Stream:
                 (end - planned).total_seconds(),
             )
             finished: datetime | None = None
-            if late.plays:
-                limit = (end - started).total_seconds() if late.action == "joined" else None
-                if late.action != "on_time":
-                    log.info("stream %s: %.3f s late, %s", event.id, late.lateness, late.action)
-                token = reservation.credentials.token
-                await run_ffmpeg(
-                    ffmpeg_arguments(destination, token, ip, self.srt_port, late.offset, limit)
-                )
-                finished = context.clock.now()
-                log.info("stream %s: streamed until %s", event.id, finished.isoformat())
-            else:
-                log.info("stream %s: skipped, %.3f s late", event.id, late.lateness)
+            first_audio: datetime | None = None
+            progress = Progress()
+            outcome: EndReason = "skipped"
+            error: str | None = None
+            try:
+                if late.plays:
+                    limit = (end - started).total_seconds() if late.action == "joined" else None
+                    if late.action != "on_time":
+                        log.info("stream %s: %.3f s late, %s", event.id, late.lateness, late.action)
+                    token = reservation.credentials.token
+                    outcome = "cancelled"
+                    arguments = ffmpeg_arguments(
+                        destination, token, ip, self.srt_port, late.offset, limit
+                    )
+                    try:
+                        await run_ffmpeg(arguments, progress=progress)
+                    except Exception as failure:
+                        outcome, error = "failed", str(failure)
+                        raise
+                    outcome = "completed"
+                    finished = context.clock.now()
+                    log.info("stream %s: streamed until %s", event.id, finished.isoformat())
+                else:
+                    log.info("stream %s: skipped, %.3f s late", event.id, late.lateness)
+            finally:
+                first_audio = _instant(started, start_monotonic, progress)
+                item = Aired(
+                    context.run_id, context.task_id, self.name, "broadcast",
+                    event.show.title if event.show else f"event {event.id}", context.owner,
+                    "emistream", planned, first_audio,
+                    _seconds(first_audio, context.clock.now()), late.offset, outcome,
+                    context.clock.now(), error,
+                    {
+                        "event_id": str(event.id),
+                        "show_id": str(event.show_id),
+                        "instance_start": instance.start.isoformat(),
+                    },
+                )  # fmt: skip
+                await asyncio.shield(self.asrun.record([item]))
         finally:
             with contextlib.suppress(OSError):
                 await asyncio.shield(anyio.Path(destination).unlink(missing_ok=True))
@@ -284,6 +318,7 @@ class Stream:
             "reserved": naive_utc(reserved).isoformat(),
             "started": naive_utc(started).isoformat(),
             "finished": None if finished is None else naive_utc(finished).isoformat(),
+            "first_audio": None if first_audio is None else naive_utc(first_audio).isoformat(),
             "late_start": late.as_json(),
         }
 
@@ -301,6 +336,68 @@ class Stream:
             if instance.start == start:
                 return instance
         raise InstanceNotFound(event.id, start)
+
+    async def locate(self, parameters: StreamParameters) -> tuple[Event, ZoneInfo, Instance]:
+        """The event and instance a stream task names, as its run finds them (step 1).
+
+        Raises: EventNotFound, ScheduleNotFound, InstanceNotFound, NeighbourError.
+        """
+        event = await self.emishows.event(parameters.id)
+        if event is None:
+            raise EventNotFound(parameters.id)
+        tz = _event_zone(event)
+        return event, tz, await self._instance(event, tz, parameters.start)
+
+    def prefetched(self, event: UUID, start: datetime) -> Path:
+        """Where a readiness check keeps the recording of an instance until its broadcast
+        (`onair.operations.readiness`); its source is described beside it (`.json`)."""
+        return self.settings.cache / "prefetch" / f"{event}_{start:%Y%m%dT%H%M%S}.ogg"
+
+    async def prefetch(self, event: Event, tz: ZoneInfo, instance: Instance) -> Path:
+        """Download the instance's recording ahead (step 2), unless it already was: into a
+        temporary file first, then renamed, so that a broadcast never takes half a file.
+
+        Raises: NoDownload, NeighbourError.
+        """
+        path = self.prefetched(event.id, instance.start)
+        described = path.with_suffix(".json")
+        if await anyio.Path(path).exists() and await anyio.Path(described).exists():
+            return path
+        await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        try:
+            source = await self._download(event, tz, instance, partial)
+            await anyio.Path(partial).replace(path)
+        finally:
+            with contextlib.suppress(OSError):
+                await anyio.Path(partial).unlink(missing_ok=True)
+        about = {
+            "service": source.service,
+            "event": str(source.event),
+            "start": source.start.isoformat(),
+            "size": source.download.size,
+        }
+        await anyio.Path(described).write_text(json.dumps(about))
+        return path
+
+    async def _take_prefetched(
+        self, event: UUID, start: datetime, destination: Path
+    ) -> _Source | None:
+        """The prefetched recording, moved to `destination` (this run's), or None."""
+        path = self.prefetched(event, start)
+        described = path.with_suffix(".json")
+        try:
+            about = json.loads(await anyio.Path(described).read_text())
+            await anyio.Path(path).replace(destination)
+        except (OSError, ValueError):
+            return None
+        with contextlib.suppress(OSError):
+            await anyio.Path(described).unlink()
+        size = int(about["size"])
+        download = Download(destination, size, "audio/ogg", "", datetime.now(UTC))
+        return _Source(
+            about["service"], UUID(about["event"]), datetime.fromisoformat(about["start"]), download
+        )
 
     def _destination(self, event: UUID, start: datetime, context: RunContext) -> Path:
         """A file of this run alone, so that two runs for one instance never share a file."""
@@ -402,6 +499,19 @@ def _event_zone(event: Event) -> ZoneInfo:
 def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
     """`instant` as naive wall time in `tz`."""
     return instant.astimezone(tz).replace(tzinfo=None)
+
+
+def _instant(started: datetime, start: float, progress: Progress) -> datetime | None:
+    """The first packet's instant by the run's clock, which read `started` when the monotonic
+    clock read `start`."""
+    if progress.first_output is None:
+        return None
+    return started + timedelta(seconds=progress.first_output - start)
+
+
+def _seconds(first_audio: datetime | None, now: datetime) -> float:
+    """Seconds aired: from the first packet to now (0 when none left)."""
+    return 0.0 if first_audio is None else max((now - first_audio).total_seconds(), 0.0)
 
 
 async def _resolve(host: str) -> str:

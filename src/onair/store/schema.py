@@ -292,3 +292,34 @@ playlist_sounds = Table(
         "sound_id", Uuid, ForeignKey("sounds.id", ondelete="CASCADE"), nullable=False, index=True
     ),
 )
+
+
+# The as-run log (onair.audio.asrun): every item that went on air, kept until the retention.
+# Not tied to its task by a foreign key: the log of a day outlives the cleaning of its tasks.
+
+asrun = Table(
+    "asrun",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("run_id", Uuid, nullable=False),
+    Column("task_id", Uuid, nullable=False),
+    Column("operation", String(64), nullable=False),
+    # broadcast, sound or track.
+    Column("kind", String(16), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("owner", String(128)),
+    Column("output", String(128), nullable=False),
+    Column("planned_at", Instant, nullable=False),
+    Column("first_audio_at", Instant),
+    Column("lateness", Float),
+    Column("seconds_aired", Float, nullable=False),
+    Column("offset_seconds", Float, nullable=False),
+    # completed, max_duration, cancelled, credits, failed or skipped.
+    Column("end_reason", String(16), nullable=False),
+    Column("error", Text),
+    Column("ended_at", Instant, nullable=False),
+    Column("subject", JSON, nullable=False),
+    Index(None, "planned_at"),
+    Index(None, "owner", "planned_at"),
+    Index(None, "ended_at"),
+)

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from onair.api.deps import caller_of, node_of, service_of
-from onair.api.ui.views import overview, task_page
+from onair.api.ui.views import media_of, overview, task_page
 from onair.engine.admission import Caller
 
 HERE = Path(__file__).parent
@@ -57,7 +57,14 @@ PAGE_HEADERS = {
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(
-        request, template, {"protected": _protected(request), **context}, headers=PAGE_HEADERS
+        request,
+        template,
+        {
+            "protected": _protected(request),
+            "zone": node_of(request).settings.ui.timezone,
+            **context,
+        },
+        headers=PAGE_HEADERS,
     )
 
 
@@ -73,12 +80,15 @@ async def task(request: Request, task_id: UUID) -> HTMLResponse:
 
 @router.get("/api/overview")
 async def overview_data(request: Request, who: ViewerDep) -> dict[str, Any]:
-    return await overview(service_of(request), who)
+    return await overview(service_of(request), who, node_of(request).asrun)
 
 
 @router.get("/api/tasks/{task_id}")
 async def task_data(task_id: UUID, request: Request, who: ViewerDep) -> dict[str, Any]:
-    return await task_page(service_of(request), who, task_id)
+    data = await task_page(service_of(request), who, task_id)
+    parameters = data["task"]["operation_parameters"]
+    data["task"]["media"] = await media_of(node_of(request).library, parameters)
+    return data
 
 
 def install(app: FastAPI) -> None:

@@ -8,15 +8,20 @@ found.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from onair.audio.asrun import AsRun
+from onair.audio.library import Library
 from onair.engine.admission import Caller, Role
 from onair.engine.models import Outcome, Run, Status, Task
 from onair.engine.preview import remaining
+from onair.engine.triggers import search_budget
 from onair.engine.words import describe_spec
-from onair.errors import InvalidInput
+from onair.errors import InvalidInput, NotFound
+from onair.operations.readiness import upcoming
 from onair.tasks import TaskService
 from onair.timeutil import as_utc
 
@@ -25,6 +30,11 @@ PENDING_SCANNED = 1000
 """Pending tasks looked at for the timeline (newest first); the answer says when there were more."""
 PER_TASK = 200
 """Occurrences of one task drawn in the timeline (a minutely task would have 1440)."""
+TIMELINE_INSTANTS = 2_000
+"""Occurrences computed for the timeline in all; past them a task shows its next one only."""
+TIMELINE_CANDIDATES = 20_000
+"""What the timeline's rule searches may examine in all (`onair.engine.triggers.search_budget`):
+with a thousand sparse rules pending, drawing it must not hold the event loop for seconds."""
 
 GROUPS = {"stream": "Broadcasts", "play_sound": "Sounds", "play_playlist": "Playlists"}
 """Timeline rows by operation; every other operation is a system task."""
@@ -57,10 +67,35 @@ def _summary(task: Task) -> dict[str, Any]:
         "operation": task.operation.type,
         "group": group(task.operation.type),
         "status": task.status.value,
+        "owner": task.owner,
     }
 
 
-async def overview(service: TaskService, caller: Caller) -> dict[str, Any]:
+MEDIA = {"sound_id": ("sound", "sound"), "playlist_id": ("playlist", "playlist")}
+"""Parameters that name media, by the kind shown and the library's getter."""
+
+
+async def media_of(library: Library, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The sound or playlist a play task names, by name (None: a task of another kind).
+    Media deleted since is shown as such rather than failing the page."""
+    for key, (kind, getter) in MEDIA.items():
+        if key not in parameters:
+            continue
+        try:
+            found = await getattr(library, getter)(UUID(str(parameters[key])))
+        except (NotFound, ValueError):
+            return {"kind": kind, "id": str(parameters[key]), "name": None}
+        return {"kind": kind, "id": str(found.id), "name": found.name}
+    return None
+
+
+AIRED_SHOWN = 20
+"""Items of the as-run log the dashboard lists (the latest of the last 24 hours)."""
+
+
+async def overview(
+    service: TaskService, caller: Caller, asrun: AsRun | None = None
+) -> dict[str, Any]:
     now = service.engine.clock.now()
     horizon = now + HORIZON
     scope: dict[str, Any] = {"any_owner": True}
@@ -70,15 +105,18 @@ async def overview(service: TaskService, caller: Caller) -> dict[str, Any]:
     running, _ = await service.page(caller, status=Status.RUNNING, limit=500, **scope)
     failed, _ = await service.page(caller, status=Status.FAILED, limit=20, **scope)
     timeline = []
-    for task in pending:
-        if task.next_at is None or task.next_at > horizon:
-            continue
-        try:
-            items = remaining(task, PER_TASK)
-        except InvalidInput:  # a rule this version no longer accepts: show its next only
-            items = []
-        instants = [i.utc for i in items if i.utc <= horizon] or [task.next_at]
-        timeline += [{**_summary(task), "at": _instant(at)} for at in instants]
+    left = TIMELINE_INSTANTS
+    with search_budget(TIMELINE_CANDIDATES):
+        for task in pending:
+            if task.next_at is None or task.next_at > horizon:
+                continue
+            try:
+                items = remaining(task, min(PER_TASK, left), horizon) if left > 0 else []
+            except InvalidInput:  # a rule this version no longer accepts: show its next only
+                items = []
+            left -= len(items)
+            instants = [i.utc for i in items] or [task.next_at]
+            timeline += [{**_summary(task), "at": _instant(at)} for at in instants]
     timeline.sort(key=lambda item: item["at"])
     failures = [
         {**_summary(t), "at": _instant(t.finished_at or t.updated_at), "error": t.error}
@@ -93,7 +131,28 @@ async def overview(service: TaskService, caller: Caller) -> dict[str, Any]:
         "truncated": pending_total > len(pending),
         "running": [{**_summary(t), "started": _instant(t.started_at)} for t in running],
         "failures": failures[:20],
+        "aired": await _aired(asrun, caller, now),
+        # The station's broadcasts: not a user's to see.
+        "readiness": [] if caller.role is Role.USER else await upcoming(service.engine),
     }
+
+
+async def _aired(asrun: AsRun | None, caller: Caller, now: datetime) -> list[dict[str, Any]]:
+    """The latest items of the as-run log the caller may see (a user: their own), newest
+    first."""
+    if asrun is None or asrun.store is None:
+        return []
+    owner = caller.owner if caller.role is Role.USER else None
+    since = now - HORIZON
+    _, total = await asrun.page(since, now + timedelta(seconds=1), owner, limit=1)
+    items, _ = await asrun.page(
+        since,
+        now + timedelta(seconds=1),
+        owner,
+        limit=AIRED_SHOWN,
+        offset=max(total - AIRED_SHOWN, 0),
+    )
+    return [item.as_json() for item in reversed(items)]
 
 
 def _failed_last(task: Task) -> bool:

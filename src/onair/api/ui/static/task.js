@@ -7,15 +7,41 @@
   let following = false;
   let viewer = null;
 
+  // Parameters in words: a sound or playlist by its name (its id on hover), the rest as
+  // `key: value` pairs.
+  function parameters(task) {
+    const shown = { ...task.operation_parameters };
+    const media = task.media;
+    const parts = [];
+    if (media) {
+      delete shown[`${media.kind}_id`];
+      parts.push(`${media.kind} ${media.name === null ? "(deleted)" : `“${media.name}”`}`);
+    }
+    for (const [key, value] of Object.entries(shown)) parts.push(`${key}: ${JSON.stringify(value)}`);
+    return parts.join(" · ") || "—";
+  }
+
   function facts(task) {
     const rows = [
       ["Status", task.status], ["Operation", task.operation], ["Owner", task.owner || "system"],
-      ["Created", Onair.when(task.created)], ["Next", Onair.when(task.next) || "—"],
-      ["Latest start", Onair.when(task.started) || "—"], ["Runs", String(task.runs)],
-      ["Parameters", JSON.stringify(task.operation_parameters)],
+      ["Created", Onair.when(task.created), Onair.utc(task.created)],
+      ["Next", Onair.when(task.next) || "—", Onair.utc(task.next)],
+      ["Latest start", Onair.when(task.started) || "—", Onair.utc(task.started)], ["Runs", String(task.runs)],
+      ["Parameters", parameters(task)],
     ];
     if (task.error) rows.push(["Error", task.error]);
-    $("facts").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, "data-fact": k.toLowerCase() })]));
+    $("facts").replaceChildren(...rows.flatMap(([k, v, utc]) => [el("dt", { text: k }), el("dd", { text: v, title: utc || null, "data-fact": k.toLowerCase() })]));
+    if (task.media) $("facts").querySelector("[data-fact=parameters]").title = `${task.media.kind} ${task.media.id}`;
+  }
+
+  // A task that is not there (removed, or not the viewer's) shows that alone.
+  function missing() {
+    $("task-missing").hidden = false;
+    $("task-name").textContent = "No such task";
+    for (const section of document.querySelectorAll("section.detail")) section.hidden = true;
+    $("facts").replaceChildren();
+    $("cancel").hidden = true;
+    document.body.dataset.loaded = String(Date.now());
   }
 
   async function load() {
@@ -23,11 +49,13 @@
     try {
       data = await Onair.json(`/ui/api/tasks/${id}`);
     } catch (error) {
-      if (error.status === 404) $("task-missing").hidden = false;
+      if (error.status === 404) missing();
       else if (!(error instanceof Onair.Refused)) console.error(error);
       return;
     }
     viewer = data.viewer;
+    $("task-missing").hidden = true;
+    for (const section of document.querySelectorAll("section.detail")) section.hidden = false;
     Onair.showWho(viewer);
     const task = data.task;
     $("task-name").textContent = `${task.name} · ${task.status}`;
@@ -40,7 +68,7 @@
     $("next-none").hidden = data.next.length > 0;
     $("runs").replaceChildren(...data.runs.map((r) =>
       el("tr", { "data-run": r.id },
-        el("td", { text: Onair.when(r.due) }), el("td", { text: Onair.when(r.started) }),
+        el("td", {}, Onair.time(r.due)), el("td", {}, r.started ? Onair.time(r.started) : ""),
         el("td", { class: "lateness", text: Onair.lateness(r.lateness) }),
         el("td", { text: r.outcome || "running" }), el("td", { text: r.node }),
         el("td", { class: "error", text: r.error || "" }))));

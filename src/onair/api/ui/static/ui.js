@@ -113,10 +113,33 @@ const Onair = (() => {
     return node;
   }
 
+  // Every time on the dashboard is in one zone, the station's (`ONAIR__UI__TIMEZONE`), named in
+  // the header, 24-hour, as `2026-12-03 18:45:26`; `utc(iso)` is the same instant in UTC, for
+  // the hover title.
+  const ZONE = document.body.dataset.zone || "UTC";
+  const FORMAT = new Intl.DateTimeFormat("en-CA", {
+    timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
+
   function when(iso) {
     if (!iso) return "";
-    const d = new Date(iso);
-    return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    const part = Object.fromEntries(FORMAT.formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+    return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second}`;
+  }
+
+  function hourOf(date) {
+    const part = Object.fromEntries(FORMAT.formatToParts(date).map((p) => [p.type, p.value]));
+    return `${part.hour}:${part.minute}`;
+  }
+
+  function utc(iso) {
+    return iso ? `${new Date(iso).toISOString().slice(0, 19).replace("T", " ")} UTC` : "";
+  }
+
+  // A <time> of `iso`: in the station's zone, its UTC instant on hover.
+  function time(iso) {
+    return el("time", { datetime: iso, text: when(iso), title: utc(iso) });
   }
 
   function elapsed(seconds) {
@@ -151,5 +174,5 @@ const Onair = (() => {
     load();
   }
 
-  return { api, json, follow, debounce, cancel, el, when, elapsed, lateness, showWho, start, Refused, $ };
+  return { api, json, follow, debounce, cancel, el, when, utc, time, hourOf, elapsed, lateness, showWho, start, Refused, $ };
 })();
