@@ -209,6 +209,57 @@ async def test_auth_forged_token_sees_nothing(
     await expect(page.locator(f"#upcoming li[data-task='{system}']")).to_have_count(1)
 
 
+async def test_week_view_and_pausing_and_skipping_on_the_task_page(
+    server: Server, own_client: httpx.AsyncClient, browser: Browser
+) -> None:
+    client = own_client
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=10, minute=0, second=0, microsecond=0, tzinfo=None
+    )
+    daily = {
+        "type": "recurring",
+        "parameters": {"start": tomorrow.isoformat(), "frequency": "daily"},
+    }
+    show = await schedule(client, condition=daily)
+    other = await schedule(client, condition=daily)
+    assert (await client.post(f"/tasks/{other}/pause", json={"note": "holiday"})).status_code == 200
+    skipped = tomorrow + timedelta(days=2)
+    answer = await client.post(f"/tasks/{show}/skip", json={"at": skipped.isoformat()})
+    assert answer.status_code == 200, answer.text
+
+    week = await open_page(browser, f"{server.url}/ui/week")
+    await loaded(week)
+    end = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=7)
+    days = sum(1 for k in range(8) if tomorrow + timedelta(days=k) < end)  # 6 or 7
+    chips = week.locator(f"a.chip[data-task='{show}']")
+    await expect(chips).to_have_count(days, timeout=WAIT)  # one of them marked skipped
+    await expect(week.locator(f"a.chip[data-task='{show}'][data-outcome='skipped']")).to_have_count(
+        1
+    )
+    await expect(week.locator(f"a.chip[data-task='{other}'][data-outcome='paused']")).to_have_count(
+        days
+    )
+    await expect(week.locator("#conflicts-none")).to_be_visible()
+
+    # The task page pauses with a note, resumes, and skips one of its next instants.
+    page = await open_page(browser, f"{server.url}/ui/tasks/{show}")
+    await loaded(page)
+    await page.locator("#pause-note").fill("studio closed")
+    await page.locator("#pause").click()
+    await expect(page.locator("#paused")).to_contain_text("studio closed", timeout=WAIT)
+    assert (await client.get(f"/tasks/{show}")).json()["paused"]["note"] == "studio closed"
+    await page.locator("#resume").click()
+    await expect(page.locator("#paused")).to_be_hidden(timeout=WAIT)
+    assert (await client.get(f"/tasks/{show}")).json()["paused"] is None
+    first = page.locator("#next button.skip").first
+    at = await first.get_attribute("data-at")
+    await first.click()
+    await expect(page.locator("#changes li")).to_have_count(2, timeout=WAIT)
+    changes = (await client.get(f"/tasks/{show}")).json()["changes"]
+    assert at is not None
+    assert datetime.fromisoformat(at).replace(tzinfo=None).isoformat() in changes["skipped"]
+
+
 @pytest.fixture(scope="module")
 def operator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One protected node on SQLite for the tests below (what they check is the pages', not

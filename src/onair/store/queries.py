@@ -341,6 +341,7 @@ CLAIM_DUE = (
                 "attempt",
                 "resource",
                 "hold",
+                "changes",
             )
         )
     )  # fmt: skip
