@@ -38,12 +38,15 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def server(url: str, directory: Path, node: str = "bench") -> AsyncIterator[str]:
-    """A serving node on store `url`; yields its base URL once `/ping` answers. Its log goes
-    to `directory/<node>.log`."""
+async def server(
+    url: str, directory: Path, node: str = "bench", **settings: str
+) -> AsyncIterator[str]:
+    """A serving node on store `url`, with `settings` as more `ONAIR__*` variables; yields
+    its base URL once `/ping` answers. Its log goes to `directory/<node>.log`."""
     port = free_port()
     env = {
         **os.environ,
+        **settings,
         "ONAIR__STORE__URL": url,
         "ONAIR__SERVER__PORT": str(port),
         "ONAIR__SYNCHRONIZER__ENABLED": "false",

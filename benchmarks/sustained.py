@@ -24,24 +24,25 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
 from benchmarks.common import ROOT, Options, Row, log, percentile, temp_dir
 from benchmarks.http import server
+from benchmarks.nodes import recorded
 
 DATABASE = "onair_bench_sustained"
 PG = "postgresql://postgres@127.0.0.1:5432"
 APSCHEDULER4 = ROOT / ".venv" / "peers" / "apscheduler4"
 """APScheduler 4 shares its package name with the APScheduler 3 of the `bench` extra, so
 `make bench` installs it apart (`pip install --target`), for its nodes' processes only."""
-BOUND_MS = 10.0
-"""The lateness bound of the figure reported: p99 at or under it."""
+BOUNDS_MS = (10.0, 50.0)
+"""The lateness bounds of the figures reported: the highest rate whose p99 is at or under
+each. 10 ms is the target; 50 ms says where each system stands when the machine is loaded
+by other work (on a shared 2-core machine nothing holds 10 ms for long)."""
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "onair": {"pool_size": 10, "producers": 64},
@@ -101,9 +102,13 @@ class Result:
 
     @property
     def ok(self) -> bool:
+        """Held the loosest bound: the climb goes on to the next rate."""
+        return self.held(max(BOUNDS_MS))
+
+    def held(self, bound_ms: float) -> bool:
         return (
             bool(self.lateness_ms)
-            and percentile(self.lateness_ms, 99) <= BOUND_MS
+            and percentile(self.lateness_ms, 99) <= bound_ms
             and self.missed == 0
             and self.duplicated == 0
             and self.achieved >= 0.95 * self.rate
@@ -114,10 +119,11 @@ class Result:
         worst = max(self.lateness_ms, default=float("nan"))
         split = ", ".join(f"{n}: {c}" for n, c in sorted(self.per_node.items()))
         return (
-            f"{self.system} x{self.nodes} @ {self.rate:,.0f}/s (achieved {self.achieved:,.0f}/s):"
+            f"{self.system} x{self.nodes} @ {self.rate:,.0f}/s (achieved {self.achieved:,.0f}/s,"
+            f" {len(self.lateness_ms) / self.duration:,.0f} runs/s):"
             f" p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms, missed {self.missed},"
             f" dup {self.duplicated}, per node {split}; database CPU {self.db_cpu_s:.1f} s"
-            f" ({100 * self.db_cpu_s / max(self.duration, 1e-9):.0f}% of a core),"
+            f" ({100 * self.db_cpu_s / max(self.duration, 1e-9):.0f}% of a core over the load),"
             f" {self.connections} connections, {self.commits:,} transactions"
         )
 
@@ -297,69 +303,92 @@ async def serving(url: str, directory: Path, nodes: int) -> AsyncIterator[list[s
         yield bases
 
 
-async def http(nodes: int, rate: float, duration: float, connections: int = 64) -> Result:
-    """`onair serve` nodes, tasks of the `test` operation created over HTTP round-robin."""
-    import random
+PACED_POST = """
+-- POST /tasks of a `test` task due 1 to 5 s from now; each connection waits `interval` ms
+-- between requests, so that the connections together send about the rate asked for.
+local interval = %(interval)f
+math.randomseed(os.time() + %(seed)d)
+request = function()
+  local whole = os.time() + 2 + math.floor(math.random() * 3)
+  local due = os.date("!%%Y-%%m-%%dT%%H:%%M:%%S", whole)
+    .. string.format("%%.6f", math.random()):sub(2) .. "+00:00"
+  local body = '{"operation": {"type": "test", "parameters": {}}, "condition": '
+    .. '{"type": "at", "parameters": {"datetime": "' .. due .. '"}}, "dependencies": {}}'
+  return wrk.format("POST", "/tasks", {["Content-Type"] = "application/json"}, body)
+end
+delay = function() return interval end
+"""
 
+
+async def http(nodes: int, rate: float, duration: float, connections: int = 16) -> Result:
+    """`onair serve` nodes, each loaded by its own wrk posting `test` tasks due 1 to 5 s
+    ahead at its share of the rate (wrk's `delay` paces each connection). What was created
+    and how its runs went is read from the database afterwards. (A Python client was the
+    bottleneck here: httpx managed 70-85 requests/s over 32 connections on this machine.)"""
     url = fresh_database()
     result = Result("onair serve HTTP", nodes, rate, duration=duration)
-    created: dict[str, float] = {}
     with temp_dir() as directory:
-        async with serving(url, directory, nodes) as bases:
-            limits = httpx.Limits(max_connections=connections)
-            async with (
-                httpx.AsyncClient(limits=limits, timeout=60) as client,
-                DatabaseProbe(url) as probe,
-            ):
-                slots = asyncio.Semaphore(connections)
-                pending: set[asyncio.Task[None]] = set()
-
-                async def one(base: str) -> None:
-                    try:
-                        due = time.time() + random.uniform(1.0, 5.0)
-                        body = {
-                            "operation": {"type": "test", "parameters": {}},
-                            "condition": {
-                                "type": "at",
-                                "parameters": {
-                                    "datetime": datetime.fromtimestamp(due, UTC).isoformat()
-                                },
-                            },
-                            "dependencies": {},
-                        }
-                        response = await client.post(f"{base}/tasks", json=body)
-                        response.raise_for_status()
-                        created[response.json()["task"]["id"]] = due
-                    finally:
-                        slots.release()
-
-                started = time.time()
-                sent = 0
-                while (elapsed := time.time() - started) < duration:
-                    for _ in range(int(rate * elapsed) - sent):
-                        await slots.acquire()
-                        task = asyncio.create_task(one(bases[sent % len(bases)]))
-                        pending.add(task)
-                        task.add_done_callback(pending.discard)
-                        sent += 1
-                    await asyncio.sleep(0.005)
-                await asyncio.gather(*pending)
-                result.achieved = sent / (time.time() - started)
-                last = max(created.values(), default=time.time())
-                await asyncio.sleep(max(0.0, last - time.time()) + 3.0)
-            conn = await asyncpg.connect(url)
-            try:
-                rows = await conn.fetch(
-                    "SELECT task_id::text AS id, node,"
-                    " extract(epoch FROM started_at - due_at) * 1000 AS late"
-                    " FROM runs WHERE started_at IS NOT NULL"
+        async with serving(url, directory, nodes) as bases, DatabaseProbe(url) as probe:
+            per_connection = rate / (nodes * connections)
+            started = time.time()
+            outputs = await asyncio.gather(
+                *(
+                    _paced_wrk(base, 1000 / per_connection, i, duration, connections, directory)
+                    for i, base in enumerate(bases)
                 )
-            finally:
-                await conn.close()
+            )
+            elapsed = time.time() - started
+            await asyncio.sleep(5 + 3.0)  # the last tasks fall due, and their ends are recorded
+        conn = await asyncpg.connect(url)
+        try:
+            await recorded(conn)
+            tasks = await conn.fetch(
+                "SELECT id::text AS id, extract(epoch FROM created_at) AS at,"
+                " due_at > created_at + interval '6 seconds' AS astray FROM tasks"
+            )
+            rows = await conn.fetch(
+                "SELECT task_id::text AS id, node,"
+                " extract(epoch FROM started_at - due_at) * 1000 AS late"
+                " FROM runs WHERE outcome IS NOT NULL"
+            )
+        finally:
+            await conn.close()
+    for output in outputs:
+        log("    wrk: " + " ".join(line.strip() for line in output.splitlines()[-3:]))
+    created = {t["id"]: float(t["at"]) for t in tasks if not t["astray"]}
+    if astray := len(tasks) - len(created):
+        # Seen once in 1,430: a task due the next midnight, from a body of the Lua script
+        # (not yet explained); left out of the counts rather than counted as missed.
+        log(f"    warning: {astray} tasks due beyond the 1-5 s window, left out")
+    result.achieved = len(created) / elapsed
     tally(result, created, [(r["id"], r["node"], float(r["late"])) for r in rows])
     result.db_cpu_s, result.connections = probe.cpu_seconds, probe.connections
     result.commits = probe.commits
     return result
+
+
+async def _paced_wrk(
+    base: str, interval_ms: float, seed: int, duration: float, connections: int, directory: Path
+) -> str:
+    script = directory / f"paced-{seed}.lua"
+    script.write_text(PACED_POST % {"interval": interval_ms, "seed": seed * 7919})
+    process = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration:.0f}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        f"{base}/tasks",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await process.communicate())[0].decode()
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    return output
 
 
 # The scenario ----------------------------------------------------------------------------------
@@ -382,6 +411,7 @@ def rows_of(results: list[Result], scenario: str) -> list[Row]:
                 note,
                 False,
             ),
+            Row(scenario, name, "runs/s", len(r.lateness_ms) / r.duration, "/s", note),
             Row(scenario, name, "missed / dup", f"{r.missed} / {r.duplicated}", "", note),
             Row(
                 scenario,
@@ -397,22 +427,23 @@ def rows_of(results: list[Result], scenario: str) -> list[Row]:
 
 def sustained_rows(results: list[Result], scenario: str) -> list[Row]:
     """Per system and node count: the highest rate that held the bound."""
-    best: dict[tuple[str, int], float] = {}
+    best: dict[tuple[str, int, float], float] = {}
     for r in results:
-        key = (r.system, r.nodes)
-        best.setdefault(key, 0.0)
-        if r.ok:
-            best[key] = max(best[key], r.rate)
+        for bound in BOUNDS_MS:
+            key = (r.system, r.nodes, bound)
+            best.setdefault(key, 0.0)
+            if r.held(bound):
+                best[key] = max(best[key], r.rate)
     return [
         Row(
             scenario,
             f"{system} x{nodes}",
-            f"sustained (p99 <= {BOUND_MS:.0f} ms)",
+            f"sustained (p99 <= {bound:.0f} ms)",
             rate,
             "/s",
             "highest rate measured with 0 missed, 0 duplicated",
         )
-        for (system, nodes), rate in best.items()
+        for (system, nodes, bound), rate in best.items()
     ]
 
 
@@ -449,7 +480,20 @@ async def run(options: Options) -> list[Row]:
     scenario = f"7 sustained, due 1-5 s, {duration:.0f} s per rate"
     results: list[Result] = []
     for system in systems:
-        log(f"scenario {scenario}: {system} x2")
-        rates = options.rates or PLAN[system]
-        results += await climb(system, 2, rates[:1] if options.quick else rates, duration)
-    return [*sustained_rows(results, scenario), *rows_of(results, scenario)]
+        for nodes in options.nodes or [2]:
+            log(f"scenario {scenario}: {system} x{nodes}")
+            rates = options.rates or PLAN[system]
+            results += await climb(system, nodes, rates[:1] if options.quick else rates, duration)
+    rows = [*sustained_rows(results, scenario), *rows_of(results, scenario)]
+    if not options.nodes and not options.systems:
+        # More nodes on the same load (they share this machine's cores: the point is what
+        # contention costs, not speed-up): onair x1, x2, x4 at the highest rate that x2 held.
+        held = [r.rate for r in results if r.system == "onair" and r.nodes == 2 and r.ok]
+        if held:
+            scenario = f"7 nodes, {max(held):,.0f}/s due 1-5 s, {duration:.0f} s"
+            log(f"scenario {scenario}")
+            more = [await python_api("onair", n, max(held), duration) for n in (1, 2, 4)]
+            for result in more:
+                log("  " + result.line())
+            rows += rows_of(more, scenario)
+    return rows

@@ -113,6 +113,9 @@ async def overview(
     left = TIMELINE_INSTANTS
     with search_budget(TIMELINE_CANDIDATES):
         for task in pending:
+            retry = task.retry_at
+            if retry is not None and retry <= horizon:  # a failed run's next attempt
+                timeline.append({**_summary(task), "at": _instant(retry), "retry": task.attempt})
             if task.next_at is None or task.next_at > horizon:
                 continue
             try:
