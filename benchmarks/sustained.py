@@ -1,4 +1,4 @@
-"""Scenario 7: sustained load on PostgreSQL. Tasks are created continuously, each due 1 to 5 s
+"""Scenario 9: sustained load on PostgreSQL. Tasks are created continuously, each due 1 to 5 s
 after its creation, for `--duration` seconds at each of a rising series of rates, on several
 nodes sharing one database; onair (through its Python API in each node, and over HTTP to
 `onair serve` nodes) and the peers (Procrastinate, APScheduler 4) get the same workload.
@@ -481,7 +481,7 @@ async def run(options: Options) -> list[Row]:
     for system in systems:
         if system in SETTINGS:
             log(f"  {system} {version(system)}: {json.dumps(SETTINGS[system])}")
-    scenario = f"7 sustained, due 1-5 s, {duration:.0f} s per rate"
+    scenario = f"9 sustained, due 1-5 s, {duration:.0f} s per rate"
     results: list[Result] = []
     for system in systems:
         for nodes in options.nodes or [2]:
@@ -494,7 +494,7 @@ async def run(options: Options) -> list[Row]:
         # contention costs, not speed-up): onair x1, x2, x4 at the highest rate that x2 held.
         held = [r.rate for r in results if r.system == "onair" and r.nodes == 2 and r.ok]
         if held:
-            scenario = f"7 nodes, {max(held):,.0f}/s due 1-5 s, {duration:.0f} s"
+            scenario = f"9 nodes, {max(held):,.0f}/s due 1-5 s, {duration:.0f} s"
             log(f"scenario {scenario}")
             more = [await python_api("onair", n, max(held), duration) for n in (1, 2, 4)]
             for result in more:
