@@ -73,7 +73,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Node:
     player = Player(outputs, busy_timeout=audio.busy_timeout.total_seconds(), clock=clock)
     library = Library(store, audio.media_dir, clock)
     play = (library, player, accounts, audio.cost, audio.seed, asrun)
-    checks = CheckBroadcast(stream, settings.readiness, engine)
+    checks = CheckBroadcast(stream, settings.readiness, engine, streaming.lead)
     for operation in (stream, PlaySound(*play), PlayPlaylist(*play), checks):
         registry.add(operation)
     synchronizer = Synchronizer(

@@ -331,6 +331,14 @@ def tasks_show(task_id: str, url: UrlOption = None, token: TokenOption = None) -
     table.add_row("next", _due(task.get("next")))
     if task.get("retry") is not None:
         table.add_row("retry", f"attempt due {_due(task['retry'])}")
+    paused = task.get("paused")
+    if paused:
+        note = f": {paused['note']}" if paused["note"] else ""
+        table.add_row("paused", f"since {paused['at']} by {paused['by']}{note}")
+    changes = task.get("changes")
+    if changes:
+        moves = [f"moved {m['at']} to {m['to']}" for m in changes["moved"]]
+        table.add_row("changes", "; ".join([f"skipped {s}" for s in changes["skipped"]] + moves))
     for key in ("scheduled", "started", "cancelled", "failed", "completed", "error", "result"):
         if key in detail:
             table.add_row(key, json.dumps(detail[key]) if key == "result" else str(detail[key]))
@@ -517,6 +525,79 @@ def tasks_cancel(task_id: str, url: UrlOption = None, token: TokenOption = None)
     """Cancel a pending or running task."""
     cancelled = _call(url, "DELETE", f"/tasks/{task_id}", token=token)
     console.print(f"cancelled {cancelled['task']['id']} at {cancelled['cancelled']}")
+
+
+@tasks_app.command("pause")
+def tasks_pause(
+    task_id: str,
+    note: Annotated[str | None, typer.Option(help="Why it is paused (shown everywhere).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who pauses it (default: the caller).")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Pause a task: nothing of it runs until it is resumed (a run in progress goes on)."""
+    body = {key: value for key, value in (("note", note), ("by", by)) if value is not None}
+    paused = _call(url, "POST", f"/tasks/{task_id}/pause", body, token=token)["paused"]
+    console.print(f"paused {task_id} at {paused['at']} by {paused['by']}")
+
+
+@tasks_app.command("resume")
+def tasks_resume(task_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
+    """Resume a paused task (its policy's `resume`: drop what it missed, or run the latest)."""
+    resumed = _call(url, "POST", f"/tasks/{task_id}/resume", token=token)
+    console.print(f"resumed {task_id}; next run at {resumed['next']}")
+
+
+@tasks_app.command("skip")
+def tasks_skip(
+    task_id: str,
+    at: Annotated[str, typer.Argument(help="The occurrence (ISO 8601; naive: UTC).")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Skip one occurrence of a series; the rest is unchanged."""
+    task = _call(url, "POST", f"/tasks/{task_id}/skip", {"at": at}, token=token)
+    console.print(f"skipped {at} of {task_id}; next run at {task['next']}")
+
+
+@tasks_app.command("move")
+def tasks_move(
+    task_id: str,
+    at: Annotated[str, typer.Argument(help="The occurrence (ISO 8601; naive: UTC).")],
+    to: Annotated[str, typer.Argument(help="Its new instant (ISO 8601; naive: UTC).")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Move one occurrence of a series to another instant; the rest is unchanged."""
+    task = _call(url, "POST", f"/tasks/{task_id}/move", {"at": at, "to": to}, token=token)
+    console.print(f"moved {at} of {task_id} to {to}; next run at {task['next']}")
+
+
+@tasks_app.command("simulate")
+def tasks_simulate(
+    days: Annotated[float, typer.Option(min=0.01, max=31, help="How long a window.")] = 7,
+    start: Annotated[str | None, typer.Option(help="Its start (ISO 8601, UTC).")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Every run the caller's tasks would have in a window, with the policies applied, and
+    what would conflict (asked of the service: nothing is stored or run)."""
+    body: dict[str, Any] = {"days": days} | ({"start": start} if start else {})
+    answer = _call(url, "POST", "/tasks/simulate", body, token=token)
+    table = Table("due (UTC)", "local", "task", "operation", "outcome", "note")
+    for run in answer["runs"]:
+        outcome = run["outcome"] if run["outcome"] == "run" else f"[yellow]{run['outcome']}[/]"
+        table.add_row(
+            run["due"], run["local"], run["name"], run["operation"], outcome, run["note"] or ""
+        )
+    console.print(table)
+    for conflict in answer["conflicts"]:
+        console.print(
+            f"[red]conflict on {conflict['resource']} at {conflict['at']}: "
+            f"{conflict['first']} and {conflict['second']}[/red]"
+        )
+    if answer["truncated"]:
+        console.print("[yellow]some tasks or occurrences were left out (bounds)[/yellow]")
 
 
 @tasks_app.command("clean")

@@ -2,7 +2,8 @@
 
 OnairError
 ├── NotFound                      (HTTP 404)
-│   └── TaskNotFound
+│   ├── TaskNotFound
+│   └── FeedNotFound              a calendar feed's secret URL that is not (or no longer) one
 ├── InvalidInput                  (HTTP 400 on /tasks, 422 on the user-facing API)
 │   ├── UnknownOperation
 │   ├── UnknownCondition
@@ -10,7 +11,9 @@ OnairError
 │   ├── InvalidParameters         one or more fields of a specification are wrong
 │   └── UnknownDependency
 ├── Conflict                      (HTTP 409)
-│   ├── TaskFinished              the task can no longer be cancelled
+│   ├── TaskFinished              the task can no longer be cancelled, paused or resumed
+│   ├── TaskPaused                the task is paused already
+│   ├── NotPaused                 the task to resume is not paused
 │   ├── TaskExists                a task with that id was already added
 │   └── ResourceTaken             another task holds the resource the new one needs
 ├── Unauthorized                  (HTTP 401) no valid credentials: missing, forged or expired
@@ -37,6 +40,11 @@ class OnairError(Exception):
 
 class NotFound(OnairError):
     pass
+
+
+class FeedNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("No such calendar feed: its URL may have been rotated or revoked.")
 
 
 class TaskNotFound(NotFound):
@@ -96,8 +104,20 @@ class Conflict(OnairError):
 
 
 class TaskFinished(Conflict):
-    def __init__(self, task_id: UUID, status: str) -> None:
-        super().__init__(f"Task {task_id} is already {status} and cannot be cancelled.")
+    def __init__(self, task_id: UUID, status: str, action: str = "cancelled") -> None:
+        super().__init__(f"Task {task_id} is already {status} and cannot be {action}.")
+
+
+class TaskPaused(Conflict):
+    def __init__(self, task_id: UUID, by: str | None, since: datetime) -> None:
+        super().__init__(f"Task {task_id} is already paused (by {by}, since {since.isoformat()}).")
+        self.task_id = task_id
+
+
+class NotPaused(Conflict):
+    def __init__(self, task_id: UUID) -> None:
+        super().__init__(f"Task {task_id} is not paused.")
+        self.task_id = task_id
 
 
 class TaskExists(Conflict):

@@ -21,8 +21,10 @@ instants as aware UTC and keep the zone.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -34,11 +36,14 @@ from pydantic_core import PydanticCustomError
 from onair import timeutil
 from onair.audio.playlists import PlayPlaylistParameters, PlaySoundParameters
 from onair.config import RetriesSettings
-from onair.engine.admission import SYSTEM, Caller
+from onair.engine import simulation
+from onair.engine.admission import SYSTEM, Caller, Role
+from onair.engine.calendar import Changes
 from onair.engine.conditions import MAX_COUNT, Condition, parse_condition, validate
 from onair.engine.core import Engine
 from onair.engine.models import NewTask, Outcome, Run, Spec, Status, Task
-from onair.engine.policies import Retry
+from onair.engine.policies import Policy, Retry
+from onair.engine.simulation import Simulation
 from onair.engine.triggers import resolve
 from onair.engine.words import describe_spec
 from onair.errors import InvalidParameters, Problem, TaskFinished, TaskNotFound
@@ -200,6 +205,11 @@ class TaskCreate(BaseModel):
                 )
 
 
+class MovedOccurrence(BaseModel):
+    at: UTCInstant = Field(description="The occurrence, as its rule gives it.")
+    to: UTCInstant = Field(description="Where it was moved.")
+
+
 class ScheduledTask(BaseModel):
     """A task as the seed shows it. Tasks added through the Tasks API show their operation as
     `task_type` and, for conditions the seed has no word for, the condition type as
@@ -242,6 +252,15 @@ class ScheduledTask(BaseModel):
         ),
     )
     error_message: str | None
+    paused_at: UTCInstant | None = Field(None, description="Since when it is paused, if it is.")
+    paused_by: str | None = Field(None, description="Who paused it.")
+    pause_note: str | None = Field(None, description="Why it is paused.")
+    skipped: list[UTCInstant] = Field(
+        default_factory=list, description="Occurrences skipped, one by one."
+    )
+    moved: list[MovedOccurrence] = Field(
+        default_factory=list, description="Occurrences moved, one by one."
+    )
     created_at: UTCInstant
     updated_at: UTCInstant
 
@@ -255,6 +274,7 @@ class ScheduledTask(BaseModel):
         elif kind == "recurring":
             recurrence = str(parameters["frequency"])
         count = parameters.get("count")
+        changes = Changes.of(task.changes)
         return cls(
             id=task.id,
             name=task.name,
@@ -276,6 +296,11 @@ class ScheduledTask(BaseModel):
             policy=None if task.policy is None else dict(task.policy),
             run_ends=_run_ends(task, recurrence),
             error_message=task.error,
+            paused_at=task.paused_at,
+            paused_by=task.paused_by,
+            pause_note=task.pause_note,
+            skipped=sorted(changes.skipped),
+            moved=[MovedOccurrence(at=a, to=b) for a, b in sorted(changes.moved.items())],
             created_at=task.created_at,
             updated_at=task.updated_at,
         )
@@ -375,6 +400,43 @@ def seed_words() -> Iterator[None]:
         raise InvalidParameters(problems) from error
 
 
+class PauseRequest(BaseModel):
+    """Why a task is paused, and by whom (default: the caller; a user is always themself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=1000, description="Why it is paused.")
+    by: str | None = Field(
+        None, min_length=1, max_length=128, description="Who pauses it (default: the caller)."
+    )
+
+
+class OccurrenceChange(BaseModel):
+    """One occurrence of a series, named by the instant its rule gives it (`at`), and where it
+    moves (`to`; a skip has none). Naive instants are read as `naive` says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime = Field(description="The occurrence, as its rule gives it.")
+    to: datetime | None = Field(None, description="Its new instant (moves only).")
+
+    def instants(self, zone: str) -> tuple[datetime, datetime | None]:
+        """`at` and `to` as aware instants, a naive one read as wall time in `zone`."""
+        return _instant(self.at, zone), None if self.to is None else _instant(self.to, zone)
+
+
+def who(caller: Caller, by: str | None = None) -> str:
+    """The name a pause is recorded under: `by` when the caller may name someone (the
+    station, an admin), else the caller's own id (a user), or its role."""
+    if caller.role is Role.USER:
+        return str(caller.owner)
+    return by or caller.owner or caller.role.value
+
+
+SIMULATED = 1000
+"""Pending (and, apart, running) tasks a simulation looks at, newest first."""
+
+
 class TaskService:
     """Tasks as callers may reach them, over one engine (see the module docstring)."""
 
@@ -415,6 +477,57 @@ class TaskService:
         """
         await self.get(task_id, caller)
         return await self.engine.cancel(task_id)
+
+    async def pause(self, task_id: UUID, caller: Caller, request: PauseRequest) -> Task:
+        """Pause a pending or running task (`Engine.pause`), recorded under `who`.
+
+        Raises: TaskNotFound (also for a task `caller` may not see), TaskFinished, TaskPaused.
+        """
+        await self.get(task_id, caller)
+        return await self.engine.pause(task_id, who(caller, request.by), request.note)
+
+    async def resume(self, task_id: UUID, caller: Caller) -> Task:
+        """Resume a paused task by its policy (`Engine.resume`).
+
+        Raises: TaskNotFound (also for a task `caller` may not see), TaskFinished, NotPaused.
+        """
+        await self.get(task_id, caller)
+        return await self.engine.resume(task_id)
+
+    async def change(
+        self, task_id: UUID, caller: Caller, at: datetime, to: datetime | None
+    ) -> Task:
+        """Skip (`to` None) or move one occurrence of a series (`Engine.skip`, `Engine.move`).
+
+        Raises: TaskNotFound (also for a task `caller` may not see), TaskFinished,
+            InvalidParameters (keyed `at` or `to`)."""
+        await self.get(task_id, caller)
+        if to is None:
+            return await self.engine.skip(task_id, at)
+        return await self.engine.move(task_id, at, to)
+
+    async def simulate(self, caller: Caller, start: datetime, end: datetime) -> Simulation:
+        """Every run the caller's tasks (an admin's: every task) would have in `[start, end)`,
+        with the policies applied, and what would conflict (`onair.engine.simulation`).
+        Looks at the `SIMULATED` newest pending and running tasks (`truncated` says when
+        there were more)."""
+        tasks: list[Task] = []
+        more = False
+        for status in (Status.RUNNING, Status.PENDING):
+            page, total = await self.page(
+                caller, any_owner=caller.admin, status=status, limit=SIMULATED
+            )
+            tasks += page
+            more = more or total > len(page)
+        rules = self.engine.rules
+
+        def policy(task: Task) -> Policy:
+            return rules.policy({"operation": task.operation.type, "policy": task.policy})
+
+        now = self.engine.clock.now()
+        # Up to seconds for many frequent series: off the event loop.
+        found = await asyncio.to_thread(simulation.simulate, tasks, start, end, now, policy)
+        return replace(found, truncated=found.truncated or more)
 
     async def clean(self, caller: Caller, finished_before: datetime | None) -> list[UUID]:
         """Remove finished tasks of the caller's (an admin's: anyone's) that no task depends
@@ -499,6 +612,21 @@ class SchedulerService(TaskService):
         with seed_words():
             task = await self.add(new, caller)
         return ScheduledTask.of(task)
+
+    async def reschedule(
+        self, task_id: UUID, caller: Caller, request: OccurrenceChange, *, move: bool
+    ) -> ScheduledTask:
+        """Skip or move one occurrence; naive instants are wall time in the task's zone.
+
+        Raises: TaskNotFound, TaskFinished, InvalidParameters (keyed `at` or `to`)."""
+        if move and request.to is None:
+            raise InvalidParameters([Problem("to is required to move an occurrence", "to")])
+        if not move and request.to is not None:
+            raise InvalidParameters([Problem("a skip has no `to`: use move", "to")])
+        task = await self.get(task_id, caller)
+        zone = str(task.condition.parameters.get("timezone") or "UTC")
+        at, to = request.instants(zone)
+        return ScheduledTask.of(await self.change(task_id, caller, at, to))
 
     async def find(self, task_id: UUID, caller: Caller) -> ScheduledTask:
         """Raises: TaskNotFound (also for a task `caller` may not see)."""
@@ -610,6 +738,29 @@ class SchedulerService(TaskService):
         except (TaskNotFound, TaskFinished):
             return False
         return True
+
+    async def pause_task(
+        self, task_id: UUID | str, note: str | None = None, by: str = "python"
+    ) -> ScheduledTask | None:
+        """Pause a pending or running task with who and why (`Engine.pause`); None when
+        there is no such task.
+
+        Raises: TaskFinished, TaskPaused."""
+        try:
+            task = await self.pause(UUID(str(task_id)), SYSTEM, PauseRequest(note=note, by=by))
+        except TaskNotFound:
+            return None
+        return ScheduledTask.of(task)
+
+    async def resume_task(self, task_id: UUID | str) -> ScheduledTask | None:
+        """Resume a paused task by its policy (`Engine.resume`); None when there is no such
+        task.
+
+        Raises: TaskFinished, NotPaused."""
+        try:
+            return ScheduledTask.of(await self.resume(UUID(str(task_id)), SYSTEM))
+        except TaskNotFound:
+            return None
 
     async def get_user_tasks(
         self,

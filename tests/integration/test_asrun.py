@@ -24,7 +24,7 @@ from onair.store.database import Store
 from tests.integration.test_cli import onair
 from tests.integration.test_events_stream import listen
 from tests.integration.test_late_start import USERS, play_late
-from tests.integration.test_play_operations import audio_server, client
+from tests.integration.test_play_operations import CREDITS, audio_server, client
 from tests.integration.test_user_api import cookie, someone
 from tests.integration.tones import tone, upload
 
@@ -204,3 +204,39 @@ async def test_readiness_answers_the_upcoming_broadcasts(client: httpx.AsyncClie
     assert (response.status_code, response.json()) == (200, [])
     overview = (await client.get("/ui/api/overview")).json()
     assert overview["readiness"] == []
+
+
+async def test_tracks_are_announced_as_they_end_and_the_last_paid_one_ends_by_credits(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    alice = someone()
+    short = await upload(client, cookie(alice), tone(tmp_path / "s.wav", 0.2))
+    playlist_id = await playlist(client, cookie(alice), [short] * (CREDITS + 2))
+    async with listen(client, "/api/v1/scheduler/events", **cookie(alice)) as stream:
+        response = await client.post(
+            USERS,
+            headers=cookie(alice),
+            json={
+                "name": "too long",
+                "task_type": "play_playlist",
+                "scheduled_at": (datetime.now(UTC) + timedelta(seconds=0.3)).isoformat(),
+                "parameters": {"playlist_id": playlist_id},
+            },
+        )
+        assert response.status_code == 201, response.text
+        task_id = str(response.json()["id"])
+        await stream.until(lambda got: any(e["kind"] == "aired" for e in got))
+        # The first track is announced once the second has ended, while the run still plays.
+        task = (await client.get(f"{USERS}/{task_id}", headers=cookie(alice))).json()
+        assert task["status"] == "running"
+        events = await stream.until(
+            lambda got: (
+                any(e["kind"] == "failed" and e["task_id"] == task_id for e in got)
+                and sum(e["kind"] == "aired" and e["task_id"] == task_id for e in got) == CREDITS
+            )
+        )
+    mine = [e for e in events if e["task_id"] == task_id and e["kind"] in ("aired", "failed")]
+    assert [e["kind"] for e in mine].index("failed") == CREDITS  # the last, then the run's end
+    aired = [e["data"] for e in mine if e["kind"] == "aired"]
+    assert [i["subject"]["position"] for i in aired] == list(range(CREDITS))
+    assert [i["end"] for i in aired] == ["completed"] * (CREDITS - 1) + ["credits"]

@@ -74,7 +74,7 @@ async def test_each_track_first_audio_matches_the_first_bytes_a_listener_sees(
     aired: list[Playback] = []
     with FileListener(out) as listener:
         async with Player({"air": FileOutput(path=out)}) as player:
-            playbacks = await player.play_many(tracks, "air", aired=aired)
+            playbacks = await player.play_many(tracks, "air", aired=aired.append)
 
     assert aired == playbacks
     assert [p.end for p in aired] == ["completed"] * 3
@@ -92,7 +92,7 @@ async def test_a_cut_track_ends_by_max_duration_and_a_cancelled_one_is_still_rep
     long = tone(tmp_path / "long.wav", 10.0)
     aired: list[Playback] = []
     async with Player({"air": FileOutput(path=tmp_path / "air.wav")}) as player:
-        await player.play_many([tracks[0], long], "air", max_duration=0.8, aired=aired)
+        await player.play_many([tracks[0], long], "air", max_duration=0.8, aired=aired.append)
     assert [p.end for p in aired] == ["completed", "max_duration"]
     assert aired[1].seconds_played == pytest.approx(0.4, abs=0.3)
 

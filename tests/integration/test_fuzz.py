@@ -32,7 +32,7 @@ from onair.accounts.tokens import Role, create_token
 from onair.config import AuthSettings
 from tests.conftest import Server
 
-EXAMPLES = int(os.environ.get("ONAIR_FUZZ_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("ONAIR_FUZZ_EXAMPLES", "4"))
 RANDOM = os.environ.get("ONAIR_FUZZ_RANDOM", "") == "1"
 SLOW = 5.0
 """Seconds within which every answer must come: longer is a stall."""

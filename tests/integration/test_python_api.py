@@ -335,3 +335,23 @@ async def test_the_engine_underneath_adds_many_tasks_at_once(scheduler: Schedule
                 "parameters": {"n": task.operation.parameters["n"]},
                 "dependencies": {},
             }
+
+
+async def test_pause_and_resume_from_python(scheduler: Scheduler) -> None:
+    task = await scheduler.create_task(
+        name="weekly",
+        task_type=TaskType.CREDIT_RECHARGE,
+        scheduled_at=datetime.now(UTC) + timedelta(days=1),
+        recurrence_type=RecurrenceType.WEEKLY,
+    )
+    paused = await scheduler.pause_task(task.id, note="budget review", by="Ola")
+    assert paused is not None
+    assert (paused.paused_by, paused.pause_note) == ("Ola", "budget review")
+    again = await scheduler.get_task(task.id)
+    assert again is not None
+    assert again.paused_at == paused.paused_at
+    resumed = await scheduler.resume_task(task.id)
+    assert resumed is not None
+    assert resumed.paused_at is None
+    assert await scheduler.pause_task("01234567-89ab-cdef-0123-456789abcdef") is None
+    assert await scheduler.cancel_task(task.id)

@@ -23,7 +23,13 @@ from onair.engine.events import Event
 from onair.engine.models import NewTask, Spec
 from onair.engine.registry import Registry
 from onair.ffmpeg import ffmpeg_path
-from onair.operations.readiness import CheckBroadcast, ReadinessPlanner, check_id, upcoming
+from onair.operations.readiness import (
+    CheckBroadcast,
+    CheckParameters,
+    ReadinessPlanner,
+    check_id,
+    upcoming,
+)
 from onair.operations.test import Test
 from onair.operations.webhook import Alerter, DeliverWebhook
 from onair.store.database import Store
@@ -143,6 +149,23 @@ async def test_each_broadcast_at_risk_gets_its_reason_and_one_signed_alert(
                 assert second.next_at == start - timedelta(minutes=40)
                 assert not planner._pending
                 board = await upcoming(engine)
+                # A check after the broadcast's run has started (10 min ahead, its run 30 min
+                # ahead): it sees the recording is still there, downloads nothing, keeps what
+                # only the file could tell, and raises nothing new.
+                late = await CheckBroadcast(stream, readiness, engine, STREAM_LEAD).run(
+                    CheckParameters(
+                        id=silent.id,
+                        start=silent_start,
+                        lead_seconds=600,
+                        previous=check_id(tasks[silent.id], FIRST_LEAD),
+                    ),
+                    {},
+                    context(),
+                )
+
+    assert (late["state"], [r["check"] for r in late["reasons"]], late["new"]) == (
+        "at_risk", ["silence"], [])  # fmt: skip
+    assert late["recording"] is None
 
     # Each upcoming broadcast's state, as GET /readiness answers it.
     states = sorted((b["event"], b["state"], [r["check"] for r in b["reasons"]]) for b in board)
@@ -153,6 +176,7 @@ async def test_each_broadcast_at_risk_gets_its_reason_and_one_signed_alert(
     ])  # fmt: skip
     assert all(b["lead_seconds"] == FIRST_LEAD.total_seconds() for b in board)
 
+    verdicts = [v for v in verdicts if v["lead_seconds"] == FIRST_LEAD.total_seconds()]
     by_event = {v["event"]: v for v in verdicts}
     assert {e: [r["check"] for r in v["reasons"]] for e, v in by_event.items()} == {
         str(silent.id): ["silence"],
@@ -166,8 +190,14 @@ async def test_each_broadcast_at_risk_gets_its_reason_and_one_signed_alert(
     assert by_event[str(long.id)]["recording"]["slot_seconds"] == 4.0
     assert by_event[str(missing.id)]["recording"] is None
     # The first lead prefetched the recordings it found, kept for the broadcasts.
-    prefetched = sorted(p.suffix for p in (tmp_path / "cache" / "prefetch").iterdir())
-    assert prefetched == [".json", ".json", ".ogg", ".ogg"]
+    # and their analyses, for the later leads.
+    kept = sorted(p.name for p in (tmp_path / "cache" / "prefetch").iterdir())
+    stem = {str(silent.id): silent_start, str(long.id): long_start}
+    assert kept == sorted(
+        f"{event}_{start:%Y%m%dT%H%M%S}{suffix}"
+        for event, start in stem.items()
+        for suffix in (".ogg", ".json", ".analysis.json")
+    )
     # One signed alert per problem, each naming its broadcast and reason.
     got = sorted(
         (a["detail"]["event"], a["detail"]["reason"]["check"]) for a in map(verified, received)
@@ -210,4 +240,40 @@ async def test_a_prefetched_recording_is_taken_by_the_broadcast(
     assert result["source"]["service"] == "emirecords"
     downloads = [r for r in fakes.emirecords.logged("GET") if r.path.count("/") == 3]
     assert len(downloads) == 1  # the run took the prefetched file
-    assert list((tmp_path / "cache").rglob("*.ogg")) == []
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+async def test_a_newer_recording_replaces_the_prefetched_one(
+    fakes: Neighbours, clients: Clients, recording: bytes, tmp_path: Path
+) -> None:
+    """Prefetched a day ahead, a replay may have a newer live show before it airs: the later
+    check and the broadcast take the newer recording."""
+    start = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    local = start.astimezone(WARSAW).replace(tzinfo=None)
+    hour = timedelta(hours=1)
+    show = uuid.uuid4()
+    event = fakes.emishows.add_event(local, local + hour, type="replay", show_id=show)
+    days = [local - timedelta(days=2), local - timedelta(hours=3)]
+    live = fakes.emishows.add_event(
+        days[0], days[0] + hour, type="live", show_id=show, instances=[(d, d + hour) for d in days]
+    )
+    fakes.emirecords.add(live.id, days[0], b"the older show")
+    stream = make_stream(
+        clients, fakes, tmp_path / "cache",
+        reserve_before=timedelta(seconds=1), start_before=timedelta(seconds=0.5),
+    )  # fmt: skip
+    found = await stream.locate(StreamParameters(id=event.id, start=local))
+    path = await stream.prefetch(*found)
+    assert path.read_bytes() == b"the older show"
+
+    fakes.emirecords.add(live.id, days[1], recording)  # the newer show was recorded
+    assert (await stream.prefetch(*found)).read_bytes() == recording
+    async with Listener(fakes.emistream.srt_port, TOKEN, tmp_path / "r.ogg") as listener:
+        async with asyncio.timeout(20):
+            result = await stream.run(
+                {"id": str(event.id), "start": local.isoformat()}, {}, context()
+            )
+            await listener.finished()
+    assert (result["source"]["start"], result["bytes"]) == (days[1].isoformat(), len(recording))
+    downloads = [r for r in fakes.emirecords.logged("GET") if r.path.count("/") == 3]
+    assert len(downloads) == 2  # the older, then the newer; the broadcast took the newer one

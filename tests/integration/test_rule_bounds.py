@@ -47,10 +47,9 @@ async def _pings(client: httpx.AsyncClient, stop: asyncio.Event) -> list[float]:
 
 
 async def test_degenerate_rules_neither_stall_the_node_nor_delay_a_run(
-    start_server: Callable[..., Server], database_url: str
+    shared_server: Server,
 ) -> None:
-    server = start_server(database_url)
-    async with server.client() as client, server.client() as pinger:
+    async with shared_server.client() as client, shared_server.client() as pinger:
         due = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1.2)
         on_time = await schedule(
             client, condition={"type": "at", "parameters": {"datetime": due.isoformat()}}

@@ -440,6 +440,24 @@ async def test_now_condition_in_seed_curl_shape(client: httpx.AsyncClient) -> No
     assert response.status_code == 201
 
 
+async def test_a_running_tasks_started_is_its_real_start_too(client: httpx.AsyncClient) -> None:
+    """While a run goes on (past `STARTS_WRITTEN_AFTER`), its task's `started` and `last`, and
+    the run's own `started`, are the instant it really started, not the planned one."""
+    task_id = await schedule(client, parameters={"sleep": 30}, condition=future(0.3))
+    await wait_status(client, task_id, "running")
+    async with asyncio.timeout(10):
+        while True:
+            (run,) = (await client.get(f"/tasks/{task_id}/runs")).json()["runs"]
+            if run["started"] != run["due"]:
+                break
+            await asyncio.sleep(0.1)
+    assert datetime.fromisoformat(run["started"]) > datetime.fromisoformat(run["due"])
+    running = (await client.get(f"/tasks/running/{task_id}")).json()
+    assert running["started"] == run["started"]
+    assert (await client.get(f"/tasks/{task_id}")).json()["last"] == run["started"]
+    assert (await client.delete(f"/tasks/{task_id}")).status_code == 200
+
+
 async def test_the_openapi_declares_what_the_routes_really_answer(
     client: httpx.AsyncClient,
 ) -> None:

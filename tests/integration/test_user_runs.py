@@ -102,6 +102,10 @@ async def test_a_failed_run_waits_for_its_retry_and_every_surface_says_when(
     assert instant(generic["retry"] + "+00:00") == retry
     assert generic["next"] == generic["retry"]
 
+    overview = (await client.get("/ui/api/overview", headers=headers)).json()
+    (item,) = [i for i in overview["timeline"] if i["id"] == task_id]  # a one-shot: no next_at
+    assert (instant(item["at"]), item["retry"]) == (retry, 2)
+
     cancelled = await client.delete(f"{TASKS}/{task_id}", headers=headers)
     assert cancelled.status_code == 200
     assert cancelled.json()["next_attempt_at"] is None

@@ -19,7 +19,7 @@ from dateutil import rrule as du
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onair.engine.triggers import Cron, Every, Rule, Steps, WallClock
+from onair.engine.triggers import Cron, Every, Rule, Steps, Unbounded, WallClock
 
 ZONES = [
     "Australia/Lord_Howe",
@@ -243,7 +243,12 @@ def test_rrule_matches_dateutil_enumeration(
     begin = oracle_resolve(start, name)
     expected = oracle_series(iter(walls), name, begin)
     trigger = WallClock(Rule(du.rrulestr(text, dtstart=start)), ZoneInfo(name), begin)
-    assert engine_series(trigger, begin + YEARS) == expected
+    try:
+        series = engine_series(trigger, begin + YEARS)
+    except Unbounded:  # none within the search bound (such a rule is refused at creation)
+        assert expected == []  # and dateutil, walking on to year 9999, finds none here either
+        return
+    assert series == expected
     if expected:
         check_queries(trigger, expected, probe)
 

@@ -15,10 +15,12 @@ from onair.api import (
     asrun,
     documentation,
     events,
+    ical,
     media,
     monitoring,
     preview,
     scheduler,
+    simulation,
     tasks,
     ui,
     users,
@@ -73,6 +75,8 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
         routes=[
             route
             for router in (
+                ical.router,
+                simulation.router,
                 tasks.router,
                 monitoring.tasks_router,
                 preview.router,
@@ -85,9 +89,16 @@ def create_api(node: Node, start: Callable[[Node], AbstractAsyncContextManager[A
     install_errors(app, Shape.REFERENCE)
     app.openapi = documentation.tasks_openapi(app)  # type: ignore[method-assign]
     app.include_router(monitoring.router)
+    app.include_router(ical.public_router)
     ui.install(app)
     user_api = users.create_user_api(
-        scheduler.router, preview.user_router, events.user_router, media.router, asrun.user_router
+        scheduler.router,
+        preview.user_router,
+        events.user_router,
+        media.router,
+        asrun.user_router,
+        ical.user_router,
+        simulation.user_router,
     )
     app.mount("/api/v1", user_api)
     settings = node.settings

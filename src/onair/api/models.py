@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from onair.engine.calendar import Changes as OccurrenceChanges
 from onair.engine.models import Run, Status, Task
 from onair.engine.words import describe_spec
 from onair.timeutil import naive_utc
@@ -67,12 +68,44 @@ class TaskIndex(BaseModel):
     completed: list[UUID]
 
 
+class Pause(BaseModel):
+    at: NaiveUTC = Field(description="Since when.")
+    by: str | None = Field(description="Who paused it.")
+    note: str | None = Field(description="Why.")
+
+
+class Moved(BaseModel):
+    at: NaiveUTC = Field(description="The occurrence, as its rule gives it.")
+    to: NaiveUTC = Field(description="Where it was moved.")
+
+
+class Changes(BaseModel):
+    skipped: list[NaiveUTC] = Field(description="Occurrences skipped, one by one.")
+    moved: list[Moved] = Field(description="Occurrences moved, one by one.")
+
+    @classmethod
+    def of(cls, task: Task) -> Changes | None:
+        changes = OccurrenceChanges.of(task.changes)
+        if not changes:
+            return None
+        return cls(
+            skipped=sorted(changes.skipped),
+            moved=[Moved(at=a, to=b) for a, b in sorted(changes.moved.items())],
+        )
+
+
 class GenericTask(BaseModel):
     task: TaskModel
     status: Status
     name: str | None = Field(None, description="onair: the task's name, if it has one.")
     description: str = Field(
         "", description="onair: the condition in words, e.g. 'every weekday at 09:00, UTC'."
+    )
+    paused: Pause | None = Field(
+        None, description="onair: the task's pause; none while it runs as scheduled."
+    )
+    changes: Changes | None = Field(
+        None, description="onair: occurrences of the series skipped or moved, one by one."
     )
     next: NaiveUTC | None = Field(
         None,
@@ -169,6 +202,12 @@ def generic(task: Task, latest: Run | None = None) -> GenericTask:
         status=task.status,
         name=task.name,
         description=describe_spec(task.condition.type, task.condition.parameters),
+        paused=(
+            None
+            if task.paused_at is None
+            else Pause(at=task.paused_at, by=task.paused_by, note=task.pause_note)
+        ),
+        changes=Changes.of(task),
         next=task.next_due,
         retry=task.retry_at,
         runs=task.runs,

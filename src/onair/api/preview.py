@@ -8,17 +8,19 @@ creation, as `Engine.add` does, and its `count` counts from there. DST moves com
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from onair.api.deps import CurrentUser, ServiceDep, caller_of, service_of
 from onair.api.models import NaiveUTC, Specification
 from onair.api.routing import TasksRoute
-from onair.engine.conditions import parse_condition
+from onair.engine.conditions import parse_condition, problems_of
+from onair.engine.policies import Policy
 from onair.engine.preview import PreviewItem, upcoming
 from onair.engine.words import describe
+from onair.errors import InvalidParameters
 from onair.tasks import TaskCreate, TaskType, seed_words
 from onair.timeutil import UTCInstant
 
@@ -30,6 +32,9 @@ class PreviewRequest(BaseModel):
 
     condition: Specification
     count: int = Field(10, ge=1, le=MAX_COUNT, description="How many instants (at most).")
+    policy: dict[str, Any] | None = Field(
+        None, description="The task's policy overrides; its `dst_gap` and `dst_fold` apply."
+    )
 
 
 class Instant(BaseModel):
@@ -56,7 +61,14 @@ async def preview_condition(body: PreviewRequest, request: Request) -> Preview:
     await caller_of(request)  # open or protected as the rest of the Tasks API
     condition = parse_condition(body.condition.type, dict(body.condition.parameters))
     engine = service_of(request).engine
-    items = upcoming(condition, engine.clock.now(), body.count, engine.settings.min_interval)
+    policy = None
+    if body.policy:
+        try:
+            policy = Policy().merged(body.policy).model_dump(include={"dst_gap", "dst_fold"})
+        except ValidationError as error:
+            raise InvalidParameters(problems_of(error, "policy")) from error
+    now, floor = engine.clock.now(), engine.settings.min_interval
+    items = upcoming(condition, now, body.count, floor, policy)
     return Preview(description=describe(condition), instants=[Instant.of(item) for item in items])
 
 

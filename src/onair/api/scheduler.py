@@ -11,7 +11,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from onair.api.deps import AdminUser, CurrentUser, Limit, Offset, ServiceDep, as_caller
-from onair.tasks import RunRecord, ScheduledTask, TaskCreate, TaskStatus
+from onair.tasks import (
+    OccurrenceChange,
+    PauseRequest,
+    RunRecord,
+    ScheduledTask,
+    TaskCreate,
+    TaskStatus,
+)
 
 router = APIRouter(prefix="/scheduler", tags=["scheduler"])
 
@@ -76,6 +83,40 @@ async def task_runs(
 async def cancel_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> ScheduledTask:
     """Cancel a pending or running task (a running one is stopped); 409 once it has finished."""
     return await scheduler.withdraw(task_id, as_caller(user))
+
+
+@router.post("/tasks/{task_id}/pause")
+async def pause_task(
+    task_id: UUID, request: PauseRequest, user: CurrentUser, scheduler: ServiceDep
+) -> ScheduledTask:
+    """Pause a task (a run in progress goes on) with a note; a user's pause is recorded under
+    their id. 409 once it has finished or while it is paused already."""
+    return ScheduledTask.of(await scheduler.pause(task_id, as_caller(user), request))
+
+
+@router.post("/tasks/{task_id}/resume")
+async def resume_task(task_id: UUID, user: CurrentUser, scheduler: ServiceDep) -> ScheduledTask:
+    """Resume a paused task; the occurrences missed while paused are dropped, or the latest
+    runs once (the task's `policy.resume`). 409 unless it is paused."""
+    return ScheduledTask.of(await scheduler.resume(task_id, as_caller(user)))
+
+
+@router.post("/tasks/{task_id}/skip")
+async def skip_occurrence(
+    task_id: UUID, request: OccurrenceChange, user: CurrentUser, scheduler: ServiceDep
+) -> ScheduledTask:
+    """Skip one occurrence of a series (`at`, as its rule gives it; naive: wall time in the
+    task's zone); the rest of the series is unchanged. 422 naming `at` when it is not one."""
+    return await scheduler.reschedule(task_id, as_caller(user), request, move=False)
+
+
+@router.post("/tasks/{task_id}/move")
+async def move_occurrence(
+    task_id: UUID, request: OccurrenceChange, user: CurrentUser, scheduler: ServiceDep
+) -> ScheduledTask:
+    """Move one occurrence of a series from `at` to `to` (naive: wall time in the task's
+    zone); the rest of the series is unchanged."""
+    return await scheduler.reschedule(task_id, as_caller(user), request, move=True)
 
 
 @router.post("/admin/system-tasks", status_code=201)

@@ -9,13 +9,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 
 from onair.api.deps import Limit, Offset, caller_of, service_of
@@ -38,8 +38,10 @@ from onair.api.models import (
 )
 from onair.api.routing import TasksRoute
 from onair.engine.cleaning import parse_strategy
+from onair.engine.conditions import problems_of
 from onair.engine.models import NewTask, Spec, Status
-from onair.errors import TaskNotFound
+from onair.errors import InvalidParameters, Problem, TaskNotFound
+from onair.tasks import OccurrenceChange, PauseRequest
 
 
 class AnyUUIDConvertor(Convertor[str]):
@@ -142,6 +144,61 @@ async def cancel(id: TaskId, request: Request) -> CancelledTask:
     model = by_status(task)
     assert isinstance(model, CancelledTask)
     return model
+
+
+@router.post("/tasks/{id:anyuuid}/pause", operation_id="TasksIdPause", tags=["tasks"])
+async def pause(id: TaskId, request: Request) -> GenericTask:
+    """onair: pause a pending or running task (a run in progress goes on); nothing runs until
+    it is resumed. The body, optional, is `{"note": why, "by": who}` (default: the caller).
+    409 once it has finished or while it is paused already."""
+    caller = await caller_of(request)
+    body = _body(PauseRequest, await request.body() or b"{}")
+    return generic(await service_of(request).pause(id, caller, body))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _body(model: type[M], raw: bytes) -> M:
+    """A route's body beside its path's id (the fast JSON path takes the body alone).
+
+    Raises: InvalidParameters, naming the field."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise InvalidParameters(problems_of(error)) from error
+
+
+@router.post("/tasks/{id:anyuuid}/skip", operation_id="TasksIdSkip", tags=["tasks"])
+async def skip(id: TaskId, request: Request) -> GenericTask:
+    """onair: skip one occurrence of a series, `{"at": instant}` (as its rule gives it; naive:
+    UTC); the rest of the series is unchanged. 400 naming `at` when it is not one."""
+    caller = await caller_of(request)
+    body = _body(OccurrenceChange, await request.body())
+    if body.to is not None:
+        raise InvalidParameters([Problem("a skip has no `to`: use /move", "to")])
+    at, _ = body.instants("UTC")
+    return generic(await service_of(request).change(id, caller, at, None))
+
+
+@router.post("/tasks/{id:anyuuid}/move", operation_id="TasksIdMove", tags=["tasks"])
+async def move(id: TaskId, request: Request) -> GenericTask:
+    """onair: move one occurrence of a series, `{"at": instant, "to": instant}` (naive: UTC);
+    the rest of the series is unchanged."""
+    caller = await caller_of(request)
+    body = _body(OccurrenceChange, await request.body())
+    at, to = body.instants("UTC")
+    if to is None:
+        raise InvalidParameters([Problem("to is required to move an occurrence", "to")])
+    return generic(await service_of(request).change(id, caller, at, to))
+
+
+@router.post("/tasks/{id:anyuuid}/resume", operation_id="TasksIdResume", tags=["tasks"])
+async def resume(id: TaskId, request: Request) -> GenericTask:
+    """onair: resume a paused task; its policy's `resume` drops the occurrences missed while
+    paused (default) or runs the latest of them once. 409 unless it is paused."""
+    task = await service_of(request).resume(id, await caller_of(request))
+    return generic(task)
 
 
 @router.get("/tasks/{id:anyuuid}/runs", operation_id="TasksIdRuns", tags=["tasks"])

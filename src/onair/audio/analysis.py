@@ -34,6 +34,11 @@ class Analysis:
         return max((end - start for start, end in self.silences), default=0.0)
 
 
+def analysis_path(recording: Path) -> Path:
+    """Where the analysis of a kept `recording` is kept beside it (`.analysis.json`)."""
+    return recording.with_suffix(".analysis.json")
+
+
 async def analyse(path: Path, *, noise_db: float = -50.0, min_silence: float = 2.0) -> Analysis:
     """Decode `path` once and measure it. A silence is audio below `noise_db` dBFS for at
     least `min_silence` seconds.

@@ -13,7 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -177,15 +184,15 @@ class Player:
         *,
         busy_timeout: float | None = None,
         offset: float = 0.0,
-        aired: list[Playback] | None = None,
+        aired: Callable[[Playback], None] | None = None,
     ) -> Playback:
         """Play all of `path` on `output` (the default when None), in real time, from `offset`
         seconds into it.
 
         Returns when the file has been played. Cancelling the awaiting task stops the audio
         within a second and reaps ffmpeg before the cancellation propagates. `aired`, when
-        given, receives the playback however it ends (completed, cancelled, failed), for the
-        as-run log.
+        given, is called with the playback as soon as it ends, however it ends (completed,
+        cancelled, failed), for the as-run log; it must not block.
 
         Raises:
             UnknownOutput: no such output.
@@ -206,7 +213,7 @@ class Player:
         max_duration: float | None = None,
         busy_timeout: float | None = None,
         offset: float = 0.0,
-        aired: list[Playback] | None = None,
+        aired: Callable[[Playback], None] | None = None,
     ) -> list[Playback]:
         """Play `paths` one after the other on `output`, holding the output for the whole run so
         that no other playback slips in between two tracks. The first track starts `offset`
@@ -215,7 +222,7 @@ class Player:
         `paths` may be endless (a looping playlist plan); the run then lasts until it is
         cancelled or `max_duration` seconds have passed since its first track started. At that
         point the track playing is cut and no other starts. A failing track ends the run.
-        `aired` receives every track's playback as it ends, as with `play`.
+        `aired` is called with every track's playback as it ends, as with `play`.
         The next path is asked for only when it is about to start (never once the time is
         up), so an asynchronous `paths` may pay for each track as it starts, or end the run.
 
@@ -271,7 +278,7 @@ class Player:
         path: Path,
         limit: float | None,
         offset: float = 0.0,
-        aired: list[Playback] | None = None,
+        aired: Callable[[Playback], None] | None = None,
     ) -> Playback:
         output = self._outputs[name]
         burst = ["-readrate_initial_burst", f"{output.initial_burst:g}"]
@@ -332,7 +339,7 @@ class Player:
                 error,
             )
             if aired is not None:
-                aired.append(playback)
+                aired(playback)
         logger.info("Played %s on %s for %.2f s", path.name, name, playback.seconds_played)
         return playback
 

@@ -11,7 +11,8 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 from uuid import UUID
@@ -19,9 +20,10 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from onair.config import EngineSettings
-from onair.engine import intake, transitions
+from onair.engine import intake, occurrences, pausing, transitions
 from onair.engine.admission import ADMINS, SYSTEM, Admission, Caller, Role, span
 from onair.engine.conditions import check_floor, first_due, parse_condition, problems_of
+from onair.engine.dst import with_dst
 from onair.engine.events import Event, Events
 from onair.engine.models import FINISHED, NewTask, Record, Run, Status, Task
 from onair.engine.policies import Policy, describe
@@ -152,7 +154,7 @@ class Engine:
         condition = parse_condition(new.condition.type, dict(new.condition.parameters))
         check_floor(condition, self.settings.min_interval)
         policy = self._policy(new.operation.type, new.policy)
-        trigger = condition.trigger(now)
+        trigger = with_dst(condition.trigger(now), new.policy)
         first = first_due(condition, trigger, now)  # bounded: refused when not found
         grace = policy.misfire_grace
         if grace is not None and now - first > grace:
@@ -201,6 +203,10 @@ class Engine:
             "hold": None if hold is None else hold.seconds,
             "held_from": held_from,
             "held_until": held_until,
+            "paused_at": None,
+            "paused_by": None,
+            "pause_note": None,
+            "changes": None,
         }
         edges = [
             {"task_id": task_id, "name": name, "dependency_id": dependency}
@@ -328,6 +334,86 @@ class Engine:
         if self.worker is not None:
             self.worker.interrupt(task_id)
         self.events.publish(cancelled)
+        return Task.from_row(row)
+
+    async def pause(self, task_id: UUID, by: str, note: str | None = None) -> Task:
+        """Pause a pending or running task: no node claims it until it is resumed (a run in
+        progress goes on). `by` and `note` say who and why; they are kept and shown.
+
+        Raises:
+            TaskNotFound: no such task.
+            TaskFinished: it has completed, failed or been cancelled.
+            TaskPaused: it is paused already.
+        """
+        now = self.clock.now()
+        async with self.store.begin() as conn:
+            row = await pausing.pause(conn, task_id, now, by, note)
+            event = self._event("paused", row, now)
+            event = replace(event, note=f"{by}: {note}" if note else by)
+            await self.store.notify(conn, [f"event {event.payload()}"])
+        self.events.publish(event)
+        return Task.from_row(row)
+
+    async def resume(self, task_id: UUID) -> Task:
+        """Resume a paused task by its policy's `resume` (`drop` the occurrences missed while
+        paused, or run the `latest` of them once, now).
+
+        Raises:
+            TaskNotFound: no such task.
+            TaskFinished: it has completed, failed or been cancelled.
+            NotPaused: it is not paused.
+        """
+        now = self.clock.now()
+        async with self.store.begin() as conn:
+            row = await pausing.resume(conn, self.rules, task_id, now)
+            event = self._event("resumed", row, now)
+            due = row["due_at"]
+            await self.store.notify(
+                conn,
+                chain(
+                    [f"due {due.isoformat()}"] if due is not None else [],
+                    [f"event {event.payload()}"],
+                ),
+            )
+        if self.worker is not None and row["due_at"] is not None:
+            self.worker.due_changed(row["due_at"])
+        self.events.publish(event)
+        return Task.from_row(row)
+
+    async def skip(self, task_id: UUID, at: datetime) -> Task:
+        """Skip the occurrence of a series due at `at` (aware; as its rule gives it): it does
+        not run, and the rest of the series is unchanged (`onair.engine.calendar`).
+
+        Raises: TaskNotFound, TaskFinished, InvalidParameters (`occurrences.change`)."""
+        return await self._change(task_id, at, None)
+
+    async def move(self, task_id: UUID, at: datetime, to: datetime) -> Task:
+        """Move the occurrence of a series due at `at` to `to` (both aware), once.
+
+        Raises: TaskNotFound, TaskFinished, InvalidParameters (`occurrences.change`)."""
+        return await self._change(task_id, at, to)
+
+    async def _change(self, task_id: UUID, at: datetime, to: datetime | None) -> Task:
+        now = self.clock.now()
+        original = at.astimezone(UTC)
+        target = None if to is None else to.astimezone(UTC)
+        async with self.store.begin() as conn:
+            row = await occurrences.change(conn, self.rules, task_id, now, original, target)
+            what = f"skipped {original.isoformat()}"
+            if target is not None:
+                what = f"moved {original.isoformat()} to {target.isoformat()}"
+            event = replace(self._event("changed", row, now), note=what)
+            due = row["due_at"]
+            await self.store.notify(
+                conn,
+                chain(
+                    [f"due {due.isoformat()}"] if due is not None else [],
+                    [f"event {event.payload()}"],
+                ),
+            )
+        if self.worker is not None and row["due_at"] is not None:
+            self.worker.due_changed(row["due_at"])
+        self.events.publish(event)
         return Task.from_row(row)
 
     async def clean(

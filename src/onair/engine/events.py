@@ -28,9 +28,15 @@ KINDS = (
     "interrupted",
     "aired",
     "readiness",
+    "paused",
+    "resumed",
+    "changed",
 )
-"""`aired`: an item of a run went on air and ended (`onair.audio.asrun`); its `data` is the
-as-run item, its `due` the item's planned instant and its `lateness` its first audio's.
+"""`paused`, `resumed`: a task was paused or resumed (`onair.engine.pausing`), `note` saying who
+and why; `changed`: one occurrence was skipped or moved (`onair.engine.calendar`), `note`
+saying which. `aired`: an item of a run went on air and ended (`onair.audio.asrun`); its
+`data` is the as-run item, its `due` the item's planned instant and its `lateness` its first
+audio's.
 `readiness`: a broadcast was checked before air (`onair.operations.readiness`); `data` is the
 check's verdict."""
 
@@ -51,6 +57,8 @@ class Event:
     lateness: float | None = None
     error: str | None = None
     owner: str | None = None
+    note: str | None = None
+    """Who paused a task and why (`paused` events)."""
     data: Mapping[str, Any] | None = None
     """What else the event carries (an `aired` event: its as-run item); left out of the JSON
     when None."""
@@ -68,6 +76,7 @@ class Event:
             "lateness": self.lateness,
             "error": self.error,
             "owner": self.owner,
+            "note": self.note,
             **({} if self.data is None else {"data": dict(self.data)}),
         }
 

@@ -85,11 +85,27 @@ class Task:
     last_outcome: Outcome | None
     result: Any
     error: str | None
+    paused_at: datetime | None = None
+    """Since when the task is paused (None: it is not); its runs wait until it is resumed."""
+    paused_by: str | None = None
+    pause_note: str | None = None
+
     due_at: datetime | None = None
     """When the engine next acts on the task: its next occurrence, or the instant of its next
-    attempt while it waits for a retry (None: finished, or waiting for dependencies)."""
+    attempt while it waits for a retry (None: finished, paused, or waiting for dependencies)."""
     attempt: int = 0
     """The attempt its next (or current) run is: above 1 while the task waits for a retry."""
+
+    changes: Any = None
+    """Its single-occurrence changes, as stored (`onair.engine.calendar.Changes.of`)."""
+    resource: str | None = None
+    """What its runs hold (`onair.engine.admission`), e.g. `output:default`."""
+    hold: float | None = None
+    """Seconds a run holds it from its start (None: unknown, or until its next occurrence)."""
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
     @property
     def retry_at(self) -> datetime | None:
@@ -127,6 +143,12 @@ class Task:
             last_outcome=Outcome(row["last_outcome"]) if row["last_outcome"] else None,
             result=row["result"],
             error=row["error"],
+            paused_at=row.get("paused_at"),
+            paused_by=row.get("paused_by"),
+            pause_note=row.get("pause_note"),
+            changes=row.get("changes"),
+            resource=row.get("resource"),
+            hold=row.get("hold"),
             due_at=row["due_at"],
             attempt=row["attempt"],
         )

@@ -58,6 +58,24 @@ class Policy(BaseModel):
     catch_up: bool = Field(
         False, description="After missed occurrences, run once for them (at most one catch-up)."
     )
+    resume: Literal["drop", "latest"] = Field(
+        "drop",
+        description=(
+            "On resuming a paused task: drop the occurrences missed while it was paused, or "
+            "run the latest of them once, at the resume."
+        ),
+    )
+    dst_gap: Literal["shift", "skip"] = Field(
+        "shift",
+        description=(
+            "A wall time its zone skips (DST gap): shift runs it at the first instant after "
+            "the gap; skip runs nothing for it."
+        ),
+    )
+    dst_fold: Literal["first", "second", "both"] = Field(
+        "first",
+        description="A wall time its zone shows twice (DST fold): which pass runs.",
+    )
     resource: Literal["exclusive", "shared"] = Field(
         "exclusive",
         description=(

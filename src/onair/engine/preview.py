@@ -7,11 +7,15 @@ found (the first one is proven, or the rule is refused, as `Engine.add` would)."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from onair.engine.calendar import Changed, task_trigger
 from onair.engine.conditions import Condition, check_floor, first_due, parse_condition
+from onair.engine.dst import DstPolicy, with_dst
 from onair.engine.models import Task
 from onair.engine.triggers import (
     MAX_CANDIDATES,
@@ -45,13 +49,18 @@ def preview(
     count: int = 10,
     after: datetime | None = None,
     until: datetime | None = None,
+    changes: Any = None,
+    policy: Mapping[str, Any] | None = None,
 ) -> list[PreviewItem]:
     """The first `count` runs of `condition` for a task created at `created` (aware UTC),
     fewer when the series ends or its `limit` is smaller; with `after`, only runs strictly
     after it (what is still ahead of a series that began in the past); with `until`, only
     runs up to it. Bounded: the instants found before the search's bound
-    (`PREVIEW_CANDIDATES`), none when the first is not found within it."""
-    trigger = condition.trigger(created)
+    (`PREVIEW_CANDIDATES`), none when the first is not found within it. `changes` are the
+    task's single-occurrence changes (`onair.engine.calendar`), as stored, and `policy` its
+    policy overrides (their DST policy applies, `onair.engine.dst`)."""
+    trigger = task_trigger(condition.trigger(created), policy, changes)
+    rule = trigger.base if isinstance(trigger, Changed) else trigger
     zone = condition.zone
     wanted = count if condition.limit is None else min(count, condition.limit)
     items: list[PreviewItem] = []
@@ -64,13 +73,18 @@ def preview(
             if found is None or (until is not None and found.utc > until):
                 break
             local = found.utc.astimezone(zone)
-            items.append(PreviewItem(found.utc, local, _note(found.wall, local, zone)))
+            note = _note(found.wall, local, zone)
+            if isinstance(rule, DstPolicy):
+                note = rule.note(found) or note
+            if isinstance(trigger, Changed) and (original := trigger.moved_from(found.utc)):
+                note = f"moved from {original.astimezone(zone).isoformat()}"
+            items.append(PreviewItem(found.utc, local, note))
             after = found.utc
     return items
 
 
 def _occurrence(trigger: Trigger, after: datetime | None) -> Occurrence | None:
-    if isinstance(trigger, OneShot | Every | WallClock):
+    if isinstance(trigger, OneShot | Every | WallClock | Changed | DstPolicy):
         return trigger.occurrence_after(after)
     instant = trigger.next_after(after)
     return None if instant is None else Occurrence(instant)
@@ -105,7 +119,11 @@ _TICK = timedelta(microseconds=1)
 
 
 def upcoming(
-    condition: Condition, now: datetime, count: int, floor: timedelta = timedelta(seconds=1)
+    condition: Condition,
+    now: datetime,
+    count: int,
+    floor: timedelta = timedelta(seconds=1),
+    policy: Mapping[str, Any] | None = None,
 ) -> list[PreviewItem]:
     """The first `count` runs of a task with `condition` added at `now` (aware UTC). A one-shot
     keeps its instant even when it is past (the misfire policy decides); a series starts at
@@ -116,10 +134,10 @@ def upcoming(
             it would run more often than `floor` (the node's `engine.min_interval`).
     """
     check_floor(condition, floor)
-    trigger = condition.trigger(now)
+    trigger = with_dst(condition.trigger(now), policy)
     first = first_due(condition, trigger, now)
     after = None if isinstance(trigger, OneShot) else first - _TICK
-    return preview(condition, now, count, after)
+    return preview(condition, now, count, after, policy=policy)
 
 
 def remaining(task: Task, count: int, until: datetime | None = None) -> list[PreviewItem]:
@@ -133,4 +151,5 @@ def remaining(task: Task, count: int, until: datetime | None = None) -> list[Pre
         count = min(count, condition.limit - task.occurrences)
     if count <= 0:
         return []
-    return preview(condition, task.created_at, count, task.next_at - _TICK, until)
+    after = task.next_at - _TICK
+    return preview(condition, task.created_at, count, after, until, task.changes, task.policy)

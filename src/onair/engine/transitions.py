@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from onair.engine.admission import held
+from onair.engine.calendar import task_trigger
 from onair.engine.conditions import Condition, check_floor, parse_condition
 from onair.engine.events import Event
 from onair.engine.models import Outcome, Record, Status
@@ -110,7 +111,9 @@ class Rules:
         return parse_condition(row["condition"], row["condition_parameters"])
 
     def trigger(self, row: Record) -> Trigger:
-        return self.condition(row).trigger(row["created_at"])
+        """The task's trigger, with its single-occurrence changes (`onair.engine.calendar`)."""
+        trigger = self.condition(row).trigger(row["created_at"])
+        return task_trigger(trigger, row.get("policy"), row.get("changes"))
 
     def following(self, row: Record, instant: datetime) -> datetime | None:
         """The occurrence after `instant`, for how long a run holds its resource: None (open
@@ -131,6 +134,12 @@ class Rules:
 
 ONE_SHOT = frozenset({"now", "at"})
 """The condition types of one run (their trigger is a `OneShot`)."""
+
+
+def due(row: Record, instant: datetime | None) -> datetime | None:
+    """The `due_at` to write for `row`: `instant`, or None while the task is paused
+    (`onair.engine.pausing`): no node claims a task without one."""
+    return None if row.get("paused_at") is not None else instant
 
 
 def failure(operation: str, message: str) -> str:
@@ -209,7 +218,7 @@ async def _claim_one(
         check_floor(condition, rules.min_interval)
         limit = condition.limit
         remaining = None if limit is None else max(limit - row["occurrences"], 1)
-        trigger = condition.trigger(row["created_at"])
+        trigger = task_trigger(condition.trigger(row["created_at"]), row["policy"], row["changes"])
         decision = decide(trigger.next_after, remaining, row["due_at"], now, policy)
     except (InvalidInput, Unbounded) as error:
         missed.append(await _fail_rule(conn, row, node, now, str(error)))
@@ -476,14 +485,14 @@ def _after_run(
             return values | {
                 "status": Status.RUNNING.value if active else Status.PENDING.value,
                 "attempt": attempt + 1,
-                "due_at": retry_at,
+                "due_at": due(row, retry_at),
                 **({} if active else held(row, retry_at, lambda: next_at)),
             }
         values["attempt"] = 1
     if next_at is not None or active:
         values |= {
             "status": Status.RUNNING.value if active else Status.PENDING.value,
-            "due_at": next_at,
+            "due_at": due(row, next_at),
         }
         if not active and next_at is not None:  # what it holds for its next run
             values |= held(row, next_at, lambda: rules.following(row, next_at))
@@ -540,6 +549,7 @@ async def settle_dependents(
             row = await queries.get_task(conn, task_id, lock=True)
             if row is None or row["due_at"] is not None or row["status"] != Status.PENDING.value:
                 continue
+            # A paused task's dependencies are checked again when it is resumed.
             ids = [UUID(str(i)) for i in row["dependencies"].values()]
             states = await queries.task_states(conn, ids)
             error = unmet_dependency(ids, states)
@@ -557,7 +567,7 @@ async def settle_dependents(
                 frontier.append(task_id)
             elif all(states[i][0] == Status.COMPLETED.value for i in ids):
                 await queries.update_task(
-                    conn, task_id, {"due_at": row["next_at"], "updated_at": now}
+                    conn, task_id, {"due_at": due(row, row["next_at"]), "updated_at": now}
                 )
                 earliest = _earlier(earliest, row["next_at"])
     return earliest

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
+from typing import Any
 from uuid import UUID
 
 from onair.config import EngineSettings
@@ -44,6 +45,12 @@ MAX_LEAD = timedelta(seconds=2)
 RECORD_BATCH = 250
 """Run ends written per transaction: on SQLite a transaction holds the event loop, so a long
 one would delay the starts due meanwhile."""
+
+STARTS_WRITTEN_AFTER = 1.0
+"""Seconds after its start a run still going has its real start written (`_note_start`).
+The claim records the planned start (runs are claimed a little ahead of their instant); a
+shorter run's real start is written with its end, in the same transaction, so that the
+runs that are over in a moment cost no more writes."""
 
 
 @dataclass
@@ -88,6 +95,7 @@ class Worker:
         self._record_time = 0.0
         self._active: dict[UUID, _Active] = {}
         self._ended: list[Ended] = []
+        self._starts: list[dict[str, Any]] = []
         self._ended_ready = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -314,7 +322,9 @@ class Worker:
             )
             await self._alarms.wait(claimed.due)
             started = self.clock.now()
-            asyncio.get_running_loop().call_soon(self._announce_start, claimed, started)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._announce_start, claimed, started)
+            loop.call_later(STARTS_WRITTEN_AFTER, self._note_start, active, started)
             result = await operation.run(parameters, claimed.dependencies, context)
             outcome = Outcome.COMPLETED
         except asyncio.CancelledError:
@@ -340,11 +350,35 @@ class Worker:
         )
         self._ended_ready.set()
 
+    def _note_start(self, active: _Active, started: datetime) -> None:
+        """Have the real start of a run that is still going written (by `_record_loop`)."""
+        if active.task is not None and not active.task.done():
+            self._starts.append(
+                {
+                    "run_id": active.claimed.run_id,
+                    "task_id": active.claimed.task_id,
+                    "started_at": started,
+                }
+            )
+            self._ended_ready.set()
+
+    async def _record_starts(self) -> None:
+        """Write the real starts `_note_start` collected, in one transaction. Best effort: a
+        start that cannot be written now is written with its run's end."""
+        starts, self._starts = self._starts, []
+        try:
+            async with self.store.begin() as conn:
+                await queries.record_starts(conn, starts)
+        except Exception:
+            log.exception("recording the real start of %d runs failed", len(starts))
+
     async def _record_loop(self) -> None:
         """Write the ends of runs, many per transaction, until the worker stops."""
         while True:
             await self._ended_ready.wait()
             self._ended_ready.clear()
+            if self._starts:
+                await self._record_starts()
             batch, self._ended = self._ended[:RECORD_BATCH], self._ended[RECORD_BATCH:]
             if batch:
                 if self.store.holds_loop:

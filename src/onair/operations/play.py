@@ -183,20 +183,17 @@ class _Play:
         playlist they are (None: a sound)."""
         name = self.player.output(output)
         bill = _Bill(self, context)
-        aired: list[Playback] = []
+        joined = 0.0 if late is None else late.offset
+        report = _Report(self.asrun, context, self.name, tracks, joined, positions, playlist_id)
         try:
             async with contextlib.aclosing(
                 bill.pay_each(self.library.file(t) for t in tracks)
             ) as paths:
                 playbacks = await self.player.play_many(
-                    paths, name, max_duration=max_duration, offset=into, aired=aired
+                    paths, name, max_duration=max_duration, offset=into, aired=report.played
                 )
         finally:
-            joined = 0.0 if late is None else late.offset
-            items = _items(context, self.name, tracks, aired, joined, positions, playlist_id)
-            if bill.ran_out and items and items[-1].end == "completed":
-                items[-1] = replace(items[-1], end="credits")
-            await asyncio.shield(self.asrun.record(items))
+            await asyncio.shield(report.close(credits_ran_out=bill.ran_out))
         if bill.ran_out:
             assert context.owner is not None
             raise CreditsRanOut(context.owner, self.cost, bill.started)
@@ -246,9 +243,9 @@ class PlaySound(_Play):
         self, parameters: Any, dependencies: Mapping[str, JSON], context: RunContext
     ) -> JSON:
         """`{sound_id, name, output, duration_seconds, seconds_played, started, ended,
-        credits_spent, late_start}`: the sound, played once (from `late_start.offset_seconds`
-        when a late run joined it; not at all, free, when it skipped: `started` and `ended`
-        are then None)."""
+        first_audio, credits_spent, late_start}`: the sound, played once (from
+        `late_start.offset_seconds` when a late run joined it; not at all, free, when it
+        skipped: `started`, `ended` and `first_audio` are then None)."""
         assert isinstance(parameters, PlaySoundParameters)
         sound: Sound = await self._media(self.library.sound, parameters.sound_id)
         late = self._late(parameters, context, sound.duration_seconds)
@@ -264,6 +261,7 @@ class PlaySound(_Play):
                 "seconds_played": 0.0,
                 "started": None,
                 "ended": None,
+                "first_audio": None,
                 "credits_spent": 0,
                 "late_start": late.as_json(),
             }
@@ -386,36 +384,59 @@ def _track(playlist_id: UUID, position: int, sound: Sound) -> dict[str, Any]:
     return {"playlist_id": str(playlist_id), "position": position, "sound_id": str(sound.id)}
 
 
-def _items(
-    context: RunContext,
-    operation: str,
-    tracks: Sequence[Sound],
-    aired: Sequence[Playback],
-    joined: float,
-    positions: Sequence[int] | None,
-    playlist_id: UUID | None,
-) -> list[Aired]:
-    """The as-run items of a run's playbacks. The first track was planned to air `joined`
-    seconds after the due instant (a late run that joined), each next one when the one before
-    would have ended."""
-    items: list[Aired] = []
-    planned = context.due + timedelta(seconds=joined)
-    for index, playback in enumerate(aired):
-        track = tracks[index]
-        if playlist_id is None or positions is None:
+class _Report:
+    """Puts a run's playbacks in the as-run log as they end: each one once the next has ended
+    (the last may still turn out to be the one the credits ran out after), the last when the
+    run ends. The first track was planned to air `joined` seconds after the due instant (a late
+    run that joined), each next one when the one before would have ended."""
+
+    def __init__(
+        self,
+        asrun: AsRun,
+        context: RunContext,
+        operation: str,
+        tracks: Sequence[Sound],
+        joined: float,
+        positions: Sequence[int] | None,
+        playlist_id: UUID | None,
+    ) -> None:
+        self.asrun, self.context, self.operation = asrun, context, operation
+        self.tracks, self.positions, self.playlist_id = tracks, positions, playlist_id
+        self.planned = context.due + timedelta(seconds=joined)
+        self.count = 0
+        self.held: Aired | None = None
+        self.writing: set[asyncio.Task[None]] = set()
+
+    def played(self, playback: Playback) -> None:
+        context, track = self.context, self.tracks[self.count]
+        if self.playlist_id is None or self.positions is None:
             kind: Literal["sound", "track"] = "sound"
             subject: dict[str, Any] = {"sound_id": str(track.id)}
         else:
-            kind, subject = "track", _track(playlist_id, positions[index], track)
+            kind, subject = "track", _track(self.playlist_id, self.positions[self.count], track)
         end: EndReason = playback.end
         item = Aired(
-            context.run_id, context.task_id, operation, kind, track.name, context.owner,
-            playback.output, planned, playback.first_audio, playback.seconds_played,
+            context.run_id, context.task_id, self.operation, kind, track.name, context.owner,
+            playback.output, self.planned, playback.first_audio, playback.seconds_played,
             playback.offset, end, playback.ended, playback.error, subject,
         )  # fmt: skip
-        items.append(item)
-        planned += timedelta(seconds=max(track.duration_seconds - playback.offset, 0.0))
-    return items
+        self.count += 1
+        self.planned += timedelta(seconds=max(track.duration_seconds - playback.offset, 0.0))
+        if self.held is not None:
+            writing = asyncio.get_running_loop().create_task(self.asrun.record([self.held]))
+            self.writing.add(writing)
+            writing.add_done_callback(self.writing.discard)
+        self.held = item
+
+    async def close(self, *, credits_ran_out: bool) -> None:
+        if self.writing:
+            await asyncio.wait(set(self.writing))
+        held, self.held = self.held, None
+        if held is None:
+            return
+        if credits_ran_out and held.end == "completed":
+            held = replace(held, end="credits")
+        await self.asrun.record([held])
 
 
 def _total(tracks: Sequence[Sound], max_duration: float | None) -> float:

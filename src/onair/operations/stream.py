@@ -54,6 +54,7 @@ from zoneinfo import ZoneInfo
 import anyio
 from pydantic import BaseModel, ValidationError
 
+from onair.audio.analysis import analysis_path
 from onair.audio.asrun import Aired, AsRun, EndReason
 from onair.broadcast.clients import (
     Download,
@@ -233,7 +234,7 @@ class Stream:
 
         destination = self._destination(event.id, instance.start, context)
         try:
-            source = await self._take_prefetched(event.id, instance.start, destination)
+            source = await self._take_prefetched(event, tz, instance, destination)
             if source is None:
                 source = await self._download(event, tz, instance, destination)
             log.info(
@@ -360,9 +361,8 @@ class Stream:
         Raises: NoDownload, NeighbourError.
         """
         path = self.prefetched(event.id, instance.start)
-        described = path.with_suffix(".json")
-        if await anyio.Path(path).exists() and await anyio.Path(described).exists():
-            return path
+        if await self._kept_source(path) == await self._find(event, tz, instance):
+            return path  # a newer recording replaces it: a live show may air after the lead
         await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".part")
         try:
@@ -377,27 +377,55 @@ class Stream:
             "start": source.start.isoformat(),
             "size": source.download.size,
         }
-        await anyio.Path(described).write_text(json.dumps(about))
+        await anyio.Path(path.with_suffix(".json")).write_text(json.dumps(about))
+        with contextlib.suppress(OSError):  # an analysis of the file it replaced
+            await anyio.Path(analysis_path(path)).unlink(missing_ok=True)
         return path
 
-    async def _take_prefetched(
-        self, event: UUID, start: datetime, destination: Path
-    ) -> _Source | None:
-        """The prefetched recording, moved to `destination` (this run's), or None."""
-        path = self.prefetched(event, start)
-        described = path.with_suffix(".json")
+    async def source(self, event: Event, tz: ZoneInfo, instance: Instance) -> str:
+        """Where the broadcast's recording is now, in words (`emirecords event … at …`),
+        without downloading it.
+
+        Raises: NoDownload, NeighbourError.
+        """
+        service, source, start = await self._find(event, tz, instance)
+        return f"{service} event {source} at {start.isoformat()}"
+
+    async def _kept_source(self, path: Path) -> tuple[str, UUID, datetime] | None:
+        """The source of a prefetched recording, when the file and its description are there."""
         try:
-            about = json.loads(await anyio.Path(described).read_text())
-            await anyio.Path(path).replace(destination)
-        except (OSError, ValueError):
+            about = json.loads(await anyio.Path(path.with_suffix(".json")).read_text())
+            if not await anyio.Path(path).exists():
+                return None
+            return about["service"], UUID(about["event"]), datetime.fromisoformat(about["start"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        with contextlib.suppress(OSError):
-            await anyio.Path(described).unlink()
-        size = int(about["size"])
+
+    async def _take_prefetched(
+        self, event: Event, tz: ZoneInfo, instance: Instance, destination: Path
+    ) -> _Source | None:
+        """The prefetched recording, moved to `destination` (this run's), or None when there
+        is none or a newer recording has replaced its source since."""
+        path = self.prefetched(event.id, instance.start)
+        kept = await self._kept_source(path)
+        if kept is None:
+            return None
+        found = await self._find(event, tz, instance)
+        leftovers = [path.with_suffix(".json"), analysis_path(path)]
+        try:
+            if found != kept:
+                leftovers.append(path)
+                return None
+            size = (await anyio.Path(path).stat()).st_size
+            await anyio.Path(path).replace(destination)
+        except OSError:
+            return None
+        finally:
+            for leftover in leftovers:
+                with contextlib.suppress(OSError):
+                    await anyio.Path(leftover).unlink(missing_ok=True)
         download = Download(destination, size, "audio/ogg", "", datetime.now(UTC))
-        return _Source(
-            about["service"], UUID(about["event"]), datetime.fromisoformat(about["start"]), download
-        )
+        return _Source(found[0], found[1], found[2], download)
 
     def _destination(self, event: UUID, start: datetime, context: RunContext) -> Path:
         """A file of this run alone, so that two runs for one instance never share a file."""
@@ -406,11 +434,21 @@ class Stream:
     async def _download(
         self, event: Event, tz: ZoneInfo, instance: Instance, destination: Path
     ) -> _Source:
-        if event.type == "prerecorded":
-            return await self._prerecording(event, instance, destination)
-        return await self._recording(event, tz, instance, destination)
+        service, source, start = await self._find(event, tz, instance)
+        client = self.emirecords if service == "emirecords" else self.emilounge
+        assert client is not None
+        download = await client.download(source, start, destination)
+        return _Source(service, source, start, download)
 
-    async def _prerecording(self, event: Event, instance: Instance, destination: Path) -> _Source:
+    async def _find(
+        self, event: Event, tz: ZoneInfo, instance: Instance
+    ) -> tuple[str, UUID, datetime]:
+        """Which recording a broadcast of `instance` plays: (service, event, start) there."""
+        if event.type == "prerecorded":
+            return await self._prerecording(event, instance)
+        return await self._recording(event, tz, instance)
+
+    async def _prerecording(self, event: Event, instance: Instance) -> tuple[str, UUID, datetime]:
         if self.emilounge is None:
             raise NoDownload(event.id, instance.start, " (no emilounge is configured)")
         second = timedelta(seconds=1)
@@ -419,12 +457,11 @@ class Stream:
         )
         if not any(item.start == instance.start for item in found):
             raise NoDownload(event.id, instance.start)
-        download = await self.emilounge.download(event.id, instance.start, destination)
-        return _Source("emilounge", event.id, instance.start, download)
+        return "emilounge", event.id, instance.start
 
     async def _recording(
-        self, event: Event, tz: ZoneInfo, instance: Instance, destination: Path
-    ) -> _Source:
+        self, event: Event, tz: ZoneInfo, instance: Instance
+    ) -> tuple[str, UUID, datetime]:
         """The latest recording of a live event of the same show in `window` before the start."""
         until = as_utc(instance.start, tz)
         since = until - self.settings.window
@@ -449,8 +486,7 @@ class Stream:
         if best is None:
             raise NoDownload(event.id, instance.start)
         record = best[1]
-        download = await self.emirecords.download(record.event, record.start, destination)
-        return _Source("emirecords", record.event, record.start, download)
+        return "emirecords", record.event, record.start
 
     async def _reserve(self, event: UUID, context: RunContext) -> Reservation:
         """emistream's slot, waiting while it is busy until `timeout` after the first try.

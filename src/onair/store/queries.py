@@ -341,6 +341,7 @@ CLAIM_DUE = (
                 "attempt",
                 "resource",
                 "hold",
+                "changes",
             )
         )
     )  # fmt: skip
@@ -403,6 +404,31 @@ async def finish_runs(conn: Connection, ends: Sequence[Mapping[str, Any]]) -> No
     """Record how many runs ended, in one executemany; each mapping has `run_id` and the
     columns `started_at`, `finished_at`, `outcome`, `result`, `error`."""
     await execute_many(conn, FINISH_RUN, ends)
+
+
+RECORD_RUN_START = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"), runs.c.outcome.is_(None))
+    .values(started_at=bindparam("started_at"))
+)
+RECORD_TASK_START = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("task_id"), tasks.c.started_at <= bindparam("started"))
+    .values(started_at=bindparam("started"))
+)
+
+
+async def record_starts(conn: Connection, starts: Sequence[Mapping[str, Any]]) -> None:
+    """Replace the planned start of runs still in progress, and of their tasks, by the real
+    one (`run_id`, `task_id`, `started_at`); a task whose later run has started since keeps
+    that one's."""
+    if not starts:
+        return
+    await conn.execute(RECORD_RUN_START, [dict(s) for s in starts])
+    await conn.execute(
+        RECORD_TASK_START,
+        [{"task_id": s["task_id"], "started": s["started_at"]} for s in starts],
+    )
 
 
 async def finish_run(conn: Connection, run_id: UUID, values: Mapping[str, Any]) -> bool:

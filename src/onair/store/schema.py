@@ -164,9 +164,26 @@ tasks = Table(
     Column("hold", Float),
     Column("held_from", Instant),
     Column("held_until", Instant),
+    # A pause (onair.engine.pausing): since when, by whom and why. A paused task has no
+    # `due_at`, so no node claims it; resuming gives it one again.
+    Column("paused_at", Instant),
+    Column("paused_by", String(128)),
+    Column("pause_note", Text),
+    # Single-occurrence changes (onair.engine.calendar): skipped and moved occurrences.
+    Column("changes", JSON),
     Index(None, "status", "created_at"),
     Index(None, "owner", "created_at"),
     Index(None, "resource", "held_from"),
+)
+
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    # Whose calendar: `all` (admins), `system` (the station's open Tasks API), `user:<id>`.
+    Column("scope", String(160), primary_key=True),
+    # SHA-256 of the feed's secret (hex): the URL is shown once, when it is made.
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created_at", Instant, nullable=False),
 )
 
 task_dependencies = Table(

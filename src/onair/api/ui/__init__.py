@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from onair.api.deps import caller_of, node_of, service_of
-from onair.api.ui.views import media_of, overview, task_page
+from onair.api.ui.views import media_of, overview, task_page, week
 from onair.engine.admission import Caller
 
 HERE = Path(__file__).parent
@@ -71,6 +71,16 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
 @router.get("", response_class=HTMLResponse)
 async def dashboard(request: Request) -> HTMLResponse:
     return _page(request, "dashboard.html")
+
+
+@router.get("/week", response_class=HTMLResponse)
+async def week_view(request: Request) -> HTMLResponse:
+    return _page(request, "week.html")
+
+
+@router.get("/api/week")
+async def week_data(request: Request, who: ViewerDep) -> dict[str, Any]:
+    return await week(service_of(request), who)
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)

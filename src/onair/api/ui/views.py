@@ -16,6 +16,7 @@ from uuid import UUID
 from onair.audio.asrun import AsRun
 from onair.audio.library import Library
 from onair.engine.admission import Caller, Role
+from onair.engine.calendar import Changes
 from onair.engine.models import Outcome, Run, Status, Task
 from onair.engine.preview import remaining
 from onair.engine.triggers import search_budget
@@ -53,6 +54,9 @@ def _viewer(caller: Caller) -> dict[str, Any]:
         "scope": "own" if user else "all" if caller.admin else "system",
         "events": "/api/v1/scheduler/events" if user else "/events",
         "cancel": "/api/v1/scheduler/tasks/{id}" if user else "/tasks/{id}",
+        "pause": "/api/v1/scheduler/tasks/{id}/pause" if user else "/tasks/{id}/pause",
+        "resume": "/api/v1/scheduler/tasks/{id}/resume" if user else "/tasks/{id}/resume",
+        "skip": "/api/v1/scheduler/tasks/{id}/skip" if user else "/tasks/{id}/skip",
     }
 
 
@@ -67,6 +71,7 @@ def _summary(task: Task) -> dict[str, Any]:
         "operation": task.operation.type,
         "group": group(task.operation.type),
         "status": task.status.value,
+        "paused": task.paused,
         "owner": task.owner,
     }
 
@@ -108,6 +113,9 @@ async def overview(
     left = TIMELINE_INSTANTS
     with search_budget(TIMELINE_CANDIDATES):
         for task in pending:
+            retry = task.retry_at
+            if retry is not None and retry <= horizon:  # a failed run's next attempt
+                timeline.append({**_summary(task), "at": _instant(retry), "retry": task.attempt})
             if task.next_at is None or task.next_at > horizon:
                 continue
             try:
@@ -187,12 +195,25 @@ async def task_page(service: TaskService, caller: Caller, task_id: UUID) -> dict
             "runs": task.runs,
             "error": task.error,
             "cancellable": not task.status.finished,
+            "changes": _changes(task),
+            "pause": None
+            if task.paused_at is None
+            else {"at": _instant(task.paused_at), "by": task.paused_by, "note": task.pause_note},
         },
         "next": [
             {"utc": _instant(i.utc), "local": i.local.isoformat(), "note": i.note} for i in upcoming
         ],
         "runs": [_run(run) for run in runs],
         "run_count": total,
+    }
+
+
+def _changes(task: Task) -> dict[str, Any]:
+    """The occurrences skipped and moved, one by one, as instants."""
+    changes = Changes.of(task.changes)
+    return {
+        "skipped": [_instant(at) for at in sorted(changes.skipped)],
+        "moved": [{"at": _instant(a), "to": _instant(b)} for a, b in sorted(changes.moved.items())],
     }
 
 
@@ -207,4 +228,39 @@ def _run(run: Run) -> dict[str, Any]:
         "lateness": run.lateness,
         "outcome": run.outcome.value if run.outcome else None,
         "error": run.error,
+    }
+
+
+WEEK = timedelta(days=7)
+
+
+async def week(service: TaskService, caller: Caller) -> dict[str, Any]:
+    """The next 7 days as the engine would run them (`TaskService.simulate`), for the week
+    view's grid by day and hour."""
+    now = service.engine.clock.now()
+    found = await service.simulate(caller, now, now + WEEK)
+    return {
+        "now": _instant(now),
+        "end": _instant(found.end),
+        "viewer": _viewer(caller),
+        "runs": [
+            {
+                **_summary(o.task),
+                "at": _instant(o.due),
+                "local": o.local.isoformat(),
+                "outcome": o.outcome,
+                "note": o.note,
+            }
+            for o in found.occurrences
+        ],
+        "conflicts": [
+            {
+                "resource": c.resource,
+                "at": _instant(c.second.due),
+                "first": _summary(c.first.task),
+                "second": _summary(c.second.task),
+            }
+            for c in found.conflicts
+        ],
+        "truncated": found.truncated,
     }

@@ -86,7 +86,9 @@
         Onair.time(item.at), " ",
         el("a", { href: `/ui/tasks/${item.id}`, text: item.name }), " ",
         el("span", { class: "tag", text: item.operation }), " ",
-        el("span", { class: "tag owner", text: owner(item) }))));
+        el("span", { class: "tag owner", text: owner(item) }),
+        item.retry ? el("span", { class: "tag retry", text: `retry, attempt ${item.retry}` }) : "",
+        item.paused ? el("span", { class: "tag paused", text: "paused" }) : "")));
     $("truncated").hidden = !data.truncated;
   }
 

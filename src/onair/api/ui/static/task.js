@@ -61,10 +61,23 @@
     $("task-name").textContent = `${task.name} · ${task.status}`;
     facts(task);
     $("cancel").hidden = !task.cancellable;
+    const pause = task.pause;
+    $("paused").hidden = !pause;
+    $("paused").textContent = pause ? `Paused by ${pause.by} since ${Onair.when(pause.at)}${pause.note ? `: ${pause.note}` : ""}` : "";
+    $("pausing").hidden = !task.cancellable || Boolean(pause);
+    $("resume").hidden = !task.cancellable || !pause;
     $("rule-words").textContent = task.description;
     $("rule").textContent = JSON.stringify(task.condition, null, 2);
+    const series = task.condition.type !== "at" && task.condition.type !== "now";
     $("next").replaceChildren(...data.next.map((i) =>
-      el("tr", {}, el("td", { text: i.utc.replace("+00:00", "Z") }), el("td", { text: i.local }), el("td", { text: i.note || "" }))));
+      el("tr", { "data-at": i.utc }, el("td", { text: i.utc.replace("+00:00", "Z") }), el("td", { text: i.local }), el("td", { text: i.note || "" }),
+        el("td", {}, series && task.cancellable && !(i.note || "").startsWith("moved from") ? el("button", { class: "skip", "data-at": i.utc, text: "Skip" }) : ""))));
+    const changes = [
+      ...task.changes.skipped.map((at) => `skipped ${Onair.when(at)}`),
+      ...task.changes.moved.map((m) => `moved ${Onair.when(m.at)} → ${Onair.when(m.to)}`),
+    ];
+    $("changes").replaceChildren(...changes.map((text) => el("li", { text })));
+    $("changes-none").hidden = changes.length > 0;
     $("next-none").hidden = data.next.length > 0;
     $("runs").replaceChildren(...data.runs.map((r) =>
       el("tr", { "data-run": r.id },
@@ -81,6 +94,23 @@
   }
 
   const refresh = Onair.debounce(load, 150);
+  $("next").addEventListener("click", async (event) => {
+    const button = event.target.closest("button.skip");
+    if (!button) return;
+    button.disabled = true;
+    await Onair.post(viewer.skip, id, { at: button.dataset.at }, "Skip");
+    refresh();
+  });
+  $("pause").addEventListener("click", async () => {
+    const note = $("pause-note").value.trim();
+    await Onair.post(viewer.pause, id, note ? { note } : {}, "Pause");
+    $("pause-note").value = "";
+    refresh();
+  });
+  $("resume").addEventListener("click", async () => {
+    await Onair.post(viewer.resume, id, undefined, "Resume");
+    refresh();
+  });
   $("cancel").addEventListener("click", async () => {
     $("cancel").disabled = true;
     await Onair.cancel(viewer.cancel, id);

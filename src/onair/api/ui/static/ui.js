@@ -102,6 +102,17 @@ const Onair = (() => {
     if (!response.ok) alert(`Cancel refused (${response.status}): ${await response.text()}`);
   }
 
+  // POSTs `body` (JSON) to `template` with the task's id; refusals are shown.
+  async function post(template, id, body, what) {
+    const init = { method: "POST" };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { "content-type": "application/json" };
+    }
+    const response = await api(template.replace("{id}", id), init);
+    if (!response.ok) alert(`${what} refused (${response.status}): ${await response.text()}`);
+  }
+
   function el(tag, attributes = {}, ...children) {
     const node = document.createElement(tag);
     for (const [name, value] of Object.entries(attributes)) {
@@ -174,5 +185,5 @@ const Onair = (() => {
     load();
   }
 
-  return { api, json, follow, debounce, cancel, el, when, utc, time, hourOf, elapsed, lateness, showWho, start, Refused, $ };
+  return { api, json, follow, debounce, cancel, post, el, when, utc, time, hourOf, elapsed, lateness, showWho, start, Refused, $ };
 })();
