@@ -6,7 +6,7 @@ admitted as shared and listed as a conflict), a jingle series whose plays outlas
 what the engine then runs, what it says is missed the engine records as missed, and nothing it
 says is paused runs.
 
-The engine runs on a `CompressedClock`: 2.5 days pass in about 10 real seconds, and every
+The engine runs on a `CompressedClock`: 63 hours pass in 10.5 real seconds, and every
 sleep, timeout and lease of the engine is in clock time (`Clock.real`). Every instant that
 decides an outcome lies hours of clock time (a second or more of real time) from the next
 one, so a busy machine's late wake-ups of tens of milliseconds change nothing."""
@@ -34,11 +34,12 @@ from onair.tasks import TaskService
 from onair.timeutil import CompressedClock, sleep_until
 
 WARSAW = "Europe/Warsaw"
-START = datetime(2027, 3, 26, 18, tzinfo=UTC)
+START = datetime(2027, 3, 26, 12, tzinfo=UTC)
 """The clock's start. Warsaw skips 02:00-03:00 on 2027-03-28 (01:00 UTC)."""
 FACTOR = 6 * 3600
 """Six hours of clock time a real second."""
-END = START + timedelta(hours=60)
+END = START + timedelta(hours=63)
+"""10.5 real seconds after `START`."""
 
 
 def at(hours: float) -> datetime:
@@ -77,8 +78,9 @@ def sound(output: str, hours: float) -> Spec:
     return Spec("sound", {"output": output, "seconds": hours * 3600})
 
 
-def daily(wall: str) -> Spec:
-    return Spec("cron", {"expression": wall, "timezone": WARSAW})
+def daily(wall: str, start: datetime | None = None) -> Spec:
+    since = {} if start is None else {"start": start.isoformat()}
+    return Spec("cron", {"expression": wall, "timezone": WARSAW, **since})
 
 
 async def test_the_simulated_days_are_what_the_engine_runs_in_compressed_time(
@@ -95,25 +97,27 @@ async def test_the_simulated_days_are_what_the_engine_runs_in_compressed_time(
             NewTask(Spec("test"), daily("30 2 * * *"), name="gapless", policy={"dst_gap": "skip"})
         )
         first = await engine.add(
-            NewTask(sound("default", 2), Spec("at", {"datetime": at(12).isoformat()}), name="a")
+            NewTask(sound("default", 2), Spec("at", {"datetime": at(16).isoformat()}), name="a")
         )
         second = NewTask(
-            sound("default", 2), Spec("at", {"datetime": at(13).isoformat()}), name="b"
+            sound("default", 2), Spec("at", {"datetime": at(17).isoformat()}), name="b"
         )
         with pytest.raises(ResourceTaken):
             await engine.add(second)
         shared = await engine.add(
             NewTask(second.operation, second.condition, name="b", policy={"resource": "shared"})
         )
-        every_12h = {"every": 12 * 3600, "start": at(9).isoformat(), "count": 4}
+        every_12h = {"every": 12 * 3600, "start": at(15).isoformat(), "count": 4}
         jingle = await engine.add(
             NewTask(sound("jingles", 18), Spec("interval", every_12h), name="jingle")
         )
-        paused = await engine.add(NewTask(Spec("test"), daily("0 */6 * * *"), name="paused"))
+        paused = await engine.add(
+            NewTask(Spec("test"), daily("0 */6 * * *", at(12)), name="paused")
+        )
         await engine.pause(paused.id, "admin:ola", "no host this week")
 
         now = clock.now()
-        assert now < at(6), f"set-up took until {now}: the first occurrence is at {at(7.5)}"
+        assert now < at(10), f"set-up took until {now}: the first occurrence is at {at(13.5)}"
         week = await TaskService(engine).simulate(SYSTEM, now, END)
         said: dict[str, set[tuple[UUID, datetime]]] = {}
         for o in week.occurrences:
@@ -130,18 +134,18 @@ async def test_the_simulated_days_are_what_the_engine_runs_in_compressed_time(
         ]
         [moved] = [o for o in week.occurrences if o.task.id == show.id and o.due == gap_day]
         assert moved.note is not None  # the gap moved it, and the simulation says so
-        assert (first.id, at(12)) in said["run"]
-        assert (shared.id, at(13)) in said["run"]
+        assert (first.id, at(16)) in said["run"]
+        assert (shared.id, at(17)) in said["run"]
         [conflict] = week.conflicts
         assert (conflict.resource, conflict.first.task.id, conflict.second.task.id) == (
             "output:default",
             first.id,
             shared.id,
         )
-        assert sorted(due for task, due in said["run"] if task == jingle.id) == [at(9), at(33)]
-        assert sorted(due for _, due in said["missed"]) == [at(21), at(45)]
+        assert sorted(due for task, due in said["run"] if task == jingle.id) == [at(15), at(39)]
+        assert sorted(due for _, due in said["missed"]) == [at(27), at(51)]
         assert {task for task, _ in said["paused"]} == {paused.id}
-        assert len(said["paused"]) == 10  # every six hours over 60 hours
+        assert len(said["paused"]) == 8  # every six hours of wall time from 03-27 06:00
         assert "skipped" not in said
 
         await sleep_until(clock, END + timedelta(hours=1))
