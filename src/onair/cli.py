@@ -600,6 +600,21 @@ def tasks_simulate(
         console.print("[yellow]some tasks or occurrences were left out (bounds)[/yellow]")
 
 
+@tasks_app.command("feed")
+def tasks_feed(
+    revoke: Annotated[bool, typer.Option(help="Revoke the feed's URL instead.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """A new secret URL of the caller's iCalendar feed (the one before stops working), or
+    with --revoke, none."""
+    if revoke:
+        _call(url, "DELETE", "/tasks/feed", token=token)
+        console.print("revoked: the feed's URL no longer answers")
+        return
+    console.print(_call(url, "POST", "/tasks/feed", token=token)["url"], soft_wrap=True)
+
+
 @tasks_app.command("clean")
 def tasks_clean(
     older_than: Annotated[

@@ -27,7 +27,7 @@ from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
@@ -81,8 +81,9 @@ field is named even on a node that cannot run the type."""
 
 
 class TaskPolicy(BaseModel):
-    """What a task asks of the engine beyond its schedule: how its failed runs are retried.
-    A user's task is bounded by the node's `retries` settings (`max_attempts`, `min_backoff`)."""
+    """What a task asks of the engine beyond its schedule: how its failed runs are retried
+    (bounded for a user's task by the node's `retries` settings, `max_attempts` and
+    `min_backoff`), what resuming it after a pause runs, and its DST policy."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -92,6 +93,19 @@ class TaskPolicy(BaseModel):
             "Attempts in all (1: no retry) and the delay before the 2nd one, growing by "
             "`factor` per attempt up to `cap` (ISO 8601 durations or seconds)."
         ),
+    )
+    resume: Literal["drop", "latest"] | None = Field(
+        None,
+        description=(
+            "On resuming it after a pause: drop the occurrences missed meanwhile (default) or "
+            "run the latest of them once."
+        ),
+    )
+    dst_gap: Literal["shift", "skip"] | None = Field(
+        None, description="A wall time its zone skips: run at the gap's end (default) or not."
+    )
+    dst_fold: Literal["first", "second", "both"] | None = Field(
+        None, description="A wall time its zone shows twice: which pass runs (default: first)."
     )
 
 
@@ -155,6 +169,9 @@ class TaskCreate(BaseModel):
         overrides: dict[str, Any] = {}
         if self.policy is not None:
             overrides["retry"] = self.policy.retry.model_dump(mode="json")
+            overrides |= self.policy.model_dump(
+                include={"resume", "dst_gap", "dst_fold"}, exclude_none=True
+            )
         if self.allow_overlap:
             overrides["resource"] = "shared"
         return overrides or None

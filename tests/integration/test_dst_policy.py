@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from onair.accounts.tokens import Role
 from tests.integration.helpers import body
+from tests.integration.test_user_api import cookie, someone
 
 GAP = {
     "type": "cron",
@@ -97,3 +99,59 @@ async def test_a_wrong_policy_names_its_field(client: httpx.AsyncClient) -> None
     )
     assert previewed.status_code == 400
     assert previewed.json()["extra"][0]["key"] == "policy.dst_fold"
+
+
+async def test_the_user_api_takes_the_policies(client: httpx.AsyncClient) -> None:
+    user = someone()
+    created = await client.post(
+        "/api/v1/scheduler/tasks",
+        headers=cookie(user, Role.ADMIN),
+        json={
+            "name": "night recharge",
+            "task_type": "credit_recharge",
+            "scheduled_at": "2030-11-02T01:30:00",
+            "timezone": "America/New_York",
+            "recurrence_type": "daily",
+            "parameters": {"user_id": None},
+            "policy": {"dst_fold": "both", "resume": "latest"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    task = created.json()["id"]
+    page = (await client.get(f"/ui/api/tasks/{task}", headers=cookie(user, Role.ADMIN))).json()
+    assert [i["utc"][:19] for i in page["next"][:3]] == [
+        "2030-11-02T05:30:00",
+        "2030-11-03T05:30:00",
+        "2030-11-03T06:30:00",  # the fold's second pass
+    ]
+    previewed = await client.post(
+        "/api/v1/scheduler/preview",
+        headers=cookie(user),
+        json={
+            "scheduled_at": "2030-11-02T01:30:00",
+            "timezone": "America/New_York",
+            "recurrence_type": "daily",
+            "policy": {"dst_fold": "second"},
+            "count": 2,
+        },
+    )
+    assert previewed.status_code == 200, previewed.text
+    assert [i["utc"] for i in previewed.json()["instants"]] == [
+        "2030-11-02T05:30:00+00:00",
+        "2030-11-03T06:30:00+00:00",
+    ]
+    wrong = await client.post(
+        "/api/v1/scheduler/tasks",
+        headers=cookie(user, Role.ADMIN),
+        json={
+            "name": "x",
+            "task_type": "credit_recharge",
+            "scheduled_at": "2030-11-02T01:30:00",
+            "recurrence_type": "daily",
+            "policy": {"resume": "all"},
+        },
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["loc"] == ["body", "policy", "resume"]
+    path = f"/api/v1/scheduler/tasks/{task}"
+    assert (await client.delete(path, headers=cookie(user, Role.ADMIN))).status_code == 200

@@ -4,6 +4,7 @@ what they see."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,9 @@ import httpx
 import icalendar
 
 from onair.accounts.tokens import Role
+from tests.conftest import Server
 from tests.integration.helpers import schedule
+from tests.integration.test_cli import onair
 from tests.integration.test_user_api import cookie, someone
 
 
@@ -94,3 +97,16 @@ async def test_a_users_feed_holds_only_their_tasks(client: httpx.AsyncClient) ->
     for user, task_id in ids.items():
         path = f"/api/v1/scheduler/tasks/{task_id}"
         assert (await client.delete(path, headers=cookie(user, Role.ADMIN))).status_code == 200
+
+
+async def test_the_command_line_makes_and_revokes_the_feed(
+    shared_server: Server, client: httpx.AsyncClient
+) -> None:
+    made = await asyncio.to_thread(onair, shared_server, "tasks", "feed")
+    assert made.returncode == 0, made.stderr
+    url = made.stdout.strip()
+    assert url.startswith(f"{shared_server.url}/calendar/")
+    assert (await client.get(url)).status_code == 200
+    revoked = await asyncio.to_thread(onair, shared_server, "tasks", "feed", "--revoke")
+    assert revoked.returncode == 0, revoked.stderr
+    assert (await client.get(url)).status_code == 404

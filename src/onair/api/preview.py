@@ -107,8 +107,9 @@ async def preview_schedule(
     name the request's fields, as creating the task would."""
     condition = request.parsed_condition()
     engine = scheduler.engine
-    with seed_words():
-        items = upcoming(condition, engine.clock.now(), request.count, engine.settings.min_interval)
+    now, floor = engine.clock.now(), engine.settings.min_interval
+    with seed_words():  # the request's DST policy applies, as it would to the task
+        items = upcoming(condition, now, request.count, floor, request.overrides())
     return SeedPreview(
         description=describe(condition), instants=[SeedInstant.of(item) for item in items]
     )
