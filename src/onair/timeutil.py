@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -14,16 +15,46 @@ from pydantic_core import PydanticCustomError
 
 class Clock(Protocol):
     """The one source of "now". Injected everywhere so calendar logic can be tested as pure
-    functions with a fixed instant."""
+    functions with a fixed instant, and the engine run in compressed time
+    (`CompressedClock`): whatever waits for an instant or a span of clock time sleeps
+    `real(seconds)` real seconds, never the clock's seconds themselves."""
 
     def now(self) -> datetime:
         """The current instant, aware, in UTC."""
         ...
 
+    def real(self, seconds: float) -> float:
+        """How many real seconds `seconds` of this clock's time last: what to sleep or time
+        out for. The same for a clock that keeps real time (the default, for fakes that
+        subclass `Clock` and only fix `now`)."""
+        return seconds
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def real(self, seconds: float) -> float:
+        return seconds
+
+
+class CompressedClock:
+    """A clock that starts at `start` and runs `factor` times faster than real time (by the
+    monotonic clock): a simulated week passes in seconds, for tests of what the engine runs
+    over days, DST changes included. Every sleep on it lasts `1 / factor` as long."""
+
+    def __init__(self, start: datetime, factor: float) -> None:
+        if factor <= 0:
+            raise ValueError(f"factor must be positive, not {factor}")
+        self.start = as_utc(start)
+        self.factor = factor
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self._origin) * self.factor)
+
+    def real(self, seconds: float) -> float:
+        return seconds / self.factor
 
 
 def as_utc(value: datetime, zone: ZoneInfo | None = None) -> datetime:
@@ -136,7 +167,7 @@ async def sleep_until(clock: Clock, instant: datetime) -> None:
     early, and either way the remainder is slept again."""
     delay = (instant - clock.now()).total_seconds()
     while delay > 0:
-        await asyncio.sleep(trusted(delay))
+        await asyncio.sleep(trusted(clock.real(delay)))
         delay = (instant - clock.now()).total_seconds()
 
 
@@ -177,13 +208,15 @@ class Alarms:
                 future.set_result(None)
 
     async def clear_of(self, span: float, patience: float = 0.1) -> None:
-        """Return once no instant is due within `span` seconds, waiting past those that are
-        (but no longer than `patience` seconds in all). Work that holds the event loop for
-        about `span`, such as a SQLite transaction, then does not delay them."""
-        deadline = self.clock.now() + timedelta(seconds=patience)
+        """Return once no instant is due within `span` real seconds, waiting past those that
+        are (but no longer than `patience` real seconds in all). Work that holds the event
+        loop for about `span`, such as a SQLite transaction, then does not delay them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
         while self._waiters:
             upcoming = min(self._waiters)
-            if upcoming - self.clock.now() > timedelta(seconds=span) or upcoming > deadline:
+            ahead = self.clock.real((upcoming - self.clock.now()).total_seconds())
+            if ahead > span or loop.time() + ahead > deadline:
                 return
             await self.wait(upcoming)  # released after the waiters before it
 

@@ -26,7 +26,7 @@ from onair.operations.test import Test
 from onair.operations.webhook import Alerter, DeliverWebhook
 from onair.store.database import Store
 from tests.conftest import Server
-from tests.fakes.server import Fault, serve
+from tests.fakes.server import Fault, Logged, serve
 from tests.fakes.webhooks import FakeReceiver, Received
 from tests.integration.helpers import schedule, wait_status
 
@@ -54,6 +54,18 @@ def alert_settings(receiver: FakeReceiver) -> dict[str, str]:
 async def delivered(receiver: FakeReceiver, count: int, within: float = 20) -> list[Received]:
     await asyncio.wait_for(receiver.wait_for(lambda: len(receiver.deliveries()) >= count), within)
     return receiver.deliveries()
+
+
+async def answered(receiver: FakeReceiver, count: int, within: float = 5) -> list[Logged]:
+    """The first `count` POSTs to the hook once each has been answered: the receiver keeps a
+    delivery before its answer leaves, so the status is read only once it is set."""
+
+    def done() -> bool:
+        posts = receiver.logged("POST", "/hook")
+        return len(posts) >= count and all(p.status is not None for p in posts[:count])
+
+    await asyncio.wait_for(receiver.wait_for(done), within)
+    return receiver.logged("POST", "/hook")
 
 
 def verified(received: Received) -> dict[str, Any]:
@@ -101,7 +113,7 @@ async def test_a_failed_run_and_a_late_start_arrive_signed_once_each_after_retri
         assert started_late["detail"]["lateness_seconds"] >= 3
         assert started_late["detail"]["threshold_seconds"] == 1.0
         # The receiver failed once: that alert took two deliveries, each a webhook task's run.
-        posts = receiver.logged("POST", "/hook")
+        posts = await answered(receiver, 3)
         assert [p.status for p in posts] == [500, 204, 204]
         tasks = await webhook_tasks(client)
         assert len(tasks) == 2

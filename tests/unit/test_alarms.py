@@ -4,11 +4,12 @@ instant however many runs wait for it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from onair.timeutil import SLACK, Alarms, SystemClock, sleep_until, trusted
+from onair.timeutil import SLACK, Alarms, CompressedClock, SystemClock, sleep_until, trusted
 
 
 def test_short_sleeps_are_trusted_whole_and_long_ones_end_early_by_the_slack() -> None:
@@ -25,6 +26,24 @@ async def test_sleep_until_never_returns_before_the_instant() -> None:
         instant = clock.now() + timedelta(seconds=offset)
         await sleep_until(clock, instant)
         assert clock.now() >= instant
+
+
+async def test_a_compressed_clock_runs_factor_times_faster_and_so_do_its_sleeps() -> None:
+    start = datetime(2027, 3, 27, 22, tzinfo=UTC)
+    clock = CompressedClock(start, 3600)  # an hour a second
+    assert clock.real(7200) == 2.0
+    assert SystemClock().real(7200) == 7200
+    assert start <= clock.now() < start + timedelta(minutes=5)
+    alarms = Alarms(clock)
+    began = time.monotonic()
+    instant = clock.now() + timedelta(minutes=30)  # half a real second
+    await sleep_until(clock, instant)
+    assert clock.now() >= instant
+    await alarms.wait(instant + timedelta(minutes=15))
+    assert clock.now() >= instant + timedelta(minutes=15)
+    assert 0.75 <= time.monotonic() - began < 3  # not 45 minutes
+    with pytest.raises(ValueError, match="factor"):
+        CompressedClock(start, 0)
 
 
 async def test_waiters_on_one_instant_share_a_timer_and_wake_together() -> None:

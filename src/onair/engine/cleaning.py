@@ -98,7 +98,7 @@ class Cleaner:
         while True:
             now = self._clock.now()
             tick = next_tick(self._reference, self._interval, now)
-            await asyncio.sleep((tick - now).total_seconds())
+            await asyncio.sleep(self._clock.real((tick - now).total_seconds()))
             try:
                 await self._expire(self._clock.now() - self._retention)
             except Exception:

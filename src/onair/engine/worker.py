@@ -199,7 +199,7 @@ class Worker:
                 timeout = 1.0
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), trusted(timeout))
+                    await asyncio.wait_for(self._wake.wait(), trusted(self.clock.real(timeout)))
 
     async def _turn(self) -> float:
         """Claim what is due, start it, and say how long to sleep before the next look: one
@@ -213,7 +213,7 @@ class Worker:
         missed: list[Event] = []
         earliest: datetime | None = None
         # Deferred at most half the lookahead: what this turn claims is due from then on.
-        patience = self.settings.lookahead.total_seconds() / 2
+        patience = self.clock.real(self.settings.lookahead.total_seconds() / 2)
         if self.store.holds_loop:
             # On PostgreSQL the turn waits on the database, not the loop: deferring it would
             # only eat into its lead, and under a steady stream of starts it always would.
@@ -475,7 +475,8 @@ class Worker:
                 return
             # Retried at least once a heartbeat period, so that a store that recovers is
             # noticed within one.
-            await asyncio.sleep(min(0.2 * 2**attempt, self.settings.lease.total_seconds() / 3))
+            period = self.clock.real(self.settings.lease.total_seconds() / 3)
+            await asyncio.sleep(min(0.2 * 2**attempt, period))
         self._failing(False)
 
     async def _record_each(self, batch: list[Ended]) -> list[Ended]:
@@ -590,7 +591,7 @@ class Worker:
     # Lease ----------------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        period = self.settings.lease.total_seconds() / 3
+        period = self.clock.real(self.settings.lease.total_seconds() / 3)  # the lease is clock time
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._beat.wait(), period)
