@@ -113,22 +113,41 @@ async def run(options: Options) -> list[Row]:
     if options.large:
         sizes.append(1_000_000)
     rows: list[Row] = []
+    count, window = (30, 3.0) if options.quick else (200, 5.0)
     for size in sizes:
-        rows += await _backlog(size, 30 if options.quick else 200, 3.0 if options.quick else 5.0)
+        rows += await _backlog(size, count, window)
+    for size in sizes:
+        rows += await _backlog(size, count, window, postgresql=True)
     return rows
 
 
-async def _backlog(size: int, count: int, window: float) -> list[Row]:
-    scenario = f"3 backlog {size // 1000:,}k pending"
+PG_DATABASE = "onair_bench_backlog"
+
+
+async def _backlog(size: int, count: int, window: float, postgresql: bool = False) -> list[Row]:
+    """The backlog on a SQLite file, or on a fresh PostgreSQL database (one node on it)."""
+    from benchmarks.nodes import PG, _psql
+
+    scenario = f"3 backlog {size // 1000:,}k pending{' (PostgreSQL)' if postgresql else ''}"
     with temp_dir() as directory:
-        url = sqlite_url(directory)
+        if postgresql:
+            _psql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+            _psql(f"CREATE DATABASE {PG_DATABASE}")
+            url = f"{PG}/{PG_DATABASE}"
+        else:
+            url = sqlite_url(directory)
         log(f"scenario {scenario}: bulk-loading {size:,} far-future tasks")
         started = time.perf_counter()
         await fill_in_child(url, size)
-        db_mb = (directory / "onair.db").stat().st_size / 2**20
+        if postgresql:
+            db_mb = 0.0
+        else:
+            db_mb = (directory / "onair.db").stat().st_size / 2**20
         log(f"  loaded in {time.perf_counter() - started:.0f} s ({db_mb:.0f} MB file)")
         log(f"scenario {scenario}: {count} due over {window:.0f} s, in a fresh process")
         result = await _child(url, count, window)
+        if postgresql:
+            _psql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
     note = f"{count} due over {window:.0f} s"
     if result.overrun_s > 0:
         note += f"; creation overran the first due instant by {result.overrun_s:.2f} s"
