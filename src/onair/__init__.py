@@ -39,13 +39,8 @@ if TYPE_CHECKING:
         TaskNotFound,
         Unauthorized,
     )
-    from onair.tasks import (
-        RecurrenceType,
-        ScheduledTask,
-        SchedulerService,
-        TaskStatus,
-        TaskType,
-    )
+    from onair.tasks import SchedulerService
+    from onair.wire import RecurrenceType, ScheduledTask, TaskStatus, TaskType
 
 _EXPORTS = {
     "Accounts": "onair.accounts.credits",
@@ -63,10 +58,10 @@ _EXPORTS = {
     "Plan": "onair.accounts.credits",
     "Principal": "onair.accounts.tokens",
     "Problem": "onair.errors",
-    "RecurrenceType": "onair.tasks",
+    "RecurrenceType": "onair.wire",
     "Role": "onair.accounts.tokens",
     "RunContext": "onair.engine.registry",
-    "ScheduledTask": "onair.tasks",
+    "ScheduledTask": "onair.wire",
     "Scheduler": "onair.app",
     "SchedulerService": "onair.tasks",
     "Settings": "onair.config",
@@ -75,8 +70,8 @@ _EXPORTS = {
     "TaskExists": "onair.errors",
     "TaskFinished": "onair.errors",
     "TaskNotFound": "onair.errors",
-    "TaskStatus": "onair.tasks",
-    "TaskType": "onair.tasks",
+    "TaskStatus": "onair.wire",
+    "TaskType": "onair.wire",
     "Unauthorized": "onair.errors",
     "User": "onair.accounts.credits",
 }

@@ -22,7 +22,8 @@ from onair.engine.core import Engine
 from onair.engine.registry import Registry
 from onair.operations.credit_recharge import CreditRecharge
 from onair.store.database import Store
-from onair.tasks import SchedulerService, TaskType
+from onair.tasks import SchedulerService
+from onair.wire import TaskType
 from tests.conftest import Server
 from tests.integration.helpers import body, schedule, wait_status
 

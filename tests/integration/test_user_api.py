@@ -25,7 +25,8 @@ from onair.engine.core import Engine
 from onair.engine.registry import Registry
 from onair.operations.credit_recharge import DAILY_RECHARGE_ID, CreditRecharge
 from onair.store.database import Store
-from onair.tasks import RecurrenceType, SchedulerService, TaskType
+from onair.tasks import SchedulerService
+from onair.wire import RecurrenceType, TaskType
 from tests.conftest import Server
 from tests.integration.helpers import schedule, wait_status
 from tests.integration.tones import tone, upload

@@ -21,8 +21,8 @@ from onair.engine.policies import Policy
 from onair.engine.preview import PreviewItem, upcoming
 from onair.engine.words import describe
 from onair.errors import InvalidParameters
-from onair.tasks import TaskCreate, TaskType, seed_words
 from onair.timeutil import UTCInstant
+from onair.wire import TaskCreate, TaskType, seed_words
 
 MAX_COUNT = 500
 

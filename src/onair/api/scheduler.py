@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from onair.api.deps import AdminUser, CurrentUser, Limit, Offset, ServiceDep, as_caller
-from onair.tasks import (
+from onair.wire import (
     OccurrenceChange,
     PauseRequest,
     RunRecord,

@@ -41,7 +41,7 @@ from onair.engine.cleaning import parse_strategy
 from onair.engine.conditions import problems_of
 from onair.engine.models import NewTask, Spec, Status
 from onair.errors import InvalidParameters, Problem, TaskNotFound
-from onair.tasks import OccurrenceChange, PauseRequest
+from onair.wire import OccurrenceChange, PauseRequest
 
 
 class AnyUUIDConvertor(Convertor[str]):
