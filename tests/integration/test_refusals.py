@@ -54,6 +54,9 @@ def reference_problems(response: httpx.Response, path: str) -> list[dict[str, An
         pytest.param('{"x": Infinity}', "operation.parameters.x", id="infinity"),
         pytest.param('{"x": {"y": [1, -Infinity]}}', "operation.parameters.x.y.1", id="nested"),
         pytest.param('{"x": 1e999}', "operation.parameters.x", id="overflowing_number"),
+        pytest.param(
+            '{"x": ' + "9" * 400 + ".0}", "operation.parameters.x", id="overflowing_digits"
+        ),
         pytest.param('{"x": "a\\u0000b"}', "operation.parameters.x", id="nul_in_a_string"),
         pytest.param('{"a\\u0000": 1}', "operation.parameters.a\x00", id="nul_in_a_key"),
     ],
