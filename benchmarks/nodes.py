@@ -46,9 +46,9 @@ by default, so that it claims the rest only as runs end (measured here: p50 0.97
 hundred bytes each."""
 
 
-def _psql(command: str) -> None:
+def _psql(command: str, database: str = "postgres") -> None:
     subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", command],
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-q", "-c", command],
         check=True,
         capture_output=True,
     )

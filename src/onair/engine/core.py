@@ -38,7 +38,7 @@ from onair.errors import (
     TaskNotFound,
 )
 from onair.store import queries
-from onair.store.database import Store
+from onair.store.database import Connection, Store
 from onair.store.schema import new_id
 from onair.timeutil import Clock, SystemClock
 
@@ -122,18 +122,29 @@ class Engine:
             rows = [row for row in outcomes if not isinstance(row, Exception)]
             due = min((row["due_at"] for row in rows if row["due_at"] is not None), default=None)
             created = [self._event("created", row, row["created_at"]) for row in rows]
-            await self.store.notify(
-                conn,
-                chain(
-                    [f"due {due.isoformat()}"] if due is not None else [],
-                    (f"event {event.payload()}" for event in created),
-                ),
-            )
+            await self._announce(conn, due, created)
+        self._announced(due, created)
+        return outcomes
+
+    async def _announce(
+        self, conn: Connection, due: datetime | None, events: Sequence[Event]
+    ) -> None:
+        """Tell the other nodes, once `conn`'s transaction commits, of a new due instant (their
+        workers look again) and of `events` (their subscribers hear them)."""
+        await self.store.notify(
+            conn,
+            chain(
+                [f"due {due.isoformat()}"] if due is not None else [],
+                (f"event {event.payload()}" for event in events),
+            ),
+        )
+
+    def _announced(self, due: datetime | None, events: Sequence[Event]) -> None:
+        """What `_announce` tells the other nodes, told to this one once committed."""
         if self.worker is not None and due is not None:
             self.worker.due_changed(due)
-        for event in created:
+        for event in events:
             self.events.publish(event)
-        return outcomes
 
     def _event(self, kind: str, row: Record, now: datetime, error: str | None = None) -> Event:
         return Event(
@@ -350,8 +361,8 @@ class Engine:
             row = await pausing.pause(conn, task_id, now, by, note)
             event = self._event("paused", row, now)
             event = replace(event, note=f"{by}: {note}" if note else by)
-            await self.store.notify(conn, [f"event {event.payload()}"])
-        self.events.publish(event)
+            await self._announce(conn, None, [event])
+        self._announced(None, [event])
         return Task.from_row(row)
 
     async def resume(self, task_id: UUID) -> Task:
@@ -367,17 +378,8 @@ class Engine:
         async with self.store.begin() as conn:
             row = await pausing.resume(conn, self.rules, task_id, now)
             event = self._event("resumed", row, now)
-            due = row["due_at"]
-            await self.store.notify(
-                conn,
-                chain(
-                    [f"due {due.isoformat()}"] if due is not None else [],
-                    [f"event {event.payload()}"],
-                ),
-            )
-        if self.worker is not None and row["due_at"] is not None:
-            self.worker.due_changed(row["due_at"])
-        self.events.publish(event)
+            await self._announce(conn, row["due_at"], [event])
+        self._announced(row["due_at"], [event])
         return Task.from_row(row)
 
     async def skip(self, task_id: UUID, at: datetime) -> Task:
@@ -403,17 +405,8 @@ class Engine:
             if target is not None:
                 what = f"moved {original.isoformat()} to {target.isoformat()}"
             event = replace(self._event("changed", row, now), note=what)
-            due = row["due_at"]
-            await self.store.notify(
-                conn,
-                chain(
-                    [f"due {due.isoformat()}"] if due is not None else [],
-                    [f"event {event.payload()}"],
-                ),
-            )
-        if self.worker is not None and row["due_at"] is not None:
-            self.worker.due_changed(row["due_at"])
-        self.events.publish(event)
+            await self._announce(conn, row["due_at"], [event])
+        self._announced(row["due_at"], [event])
         return Task.from_row(row)
 
     async def clean(
