@@ -218,7 +218,13 @@ class Alarms:
             ahead = self.clock.real((upcoming - self.clock.now()).total_seconds())
             if ahead > span or loop.time() + ahead > deadline:
                 return
-            await self.wait(upcoming)  # released after the waiters before it
+            try:
+                await self.wait(upcoming)  # released after the waiters before it
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the caller itself is cancelled
+                return  # the alarms were closed (`close`): nothing is due any more
 
     def close(self) -> None:
         """Stop the timers; whoever still waits on them is cancelled."""

@@ -97,3 +97,26 @@ async def test_clear_of_waits_past_an_instant_due_within_the_span_only() -> None
     await alarms.clear_of(0.5)  # within a 0.5 s span: waits past it, and the waiter first
     assert clock.now() >= soon
     assert waiter.done()
+
+
+async def test_clear_of_returns_when_the_alarms_close_and_raises_when_cancelled_itself() -> None:
+    """A node that shuts down closes its alarms while its recorder waits in `clear_of`: the
+    recorder must go on to write the last ends, not die of the closed alarm's cancellation
+    (it did, and the engine's exit raised CancelledError)."""
+    clock = SystemClock()
+    alarms = Alarms(clock)
+    asyncio.create_task(alarms.wait(clock.now() + timedelta(seconds=0.3)))
+    await asyncio.sleep(0)
+    clearing = asyncio.create_task(alarms.clear_of(1.0, patience=1.0))
+    await asyncio.sleep(0.02)
+    alarms.close()
+    await asyncio.wait_for(clearing, 1)  # returns, without raising
+
+    asyncio.create_task(alarms.wait(clock.now() + timedelta(seconds=0.3)))
+    await asyncio.sleep(0)
+    clearing = asyncio.create_task(alarms.clear_of(1.0, patience=1.0))
+    await asyncio.sleep(0.02)
+    clearing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await clearing
+    alarms.close()
