@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -171,6 +172,10 @@ async def sleep_until(clock: Clock, instant: datetime) -> None:
         delay = (instant - clock.now()).total_seconds()
 
 
+PAUSE_COLLECTION_PAST = 100
+"""Waiters of one instant past which garbage collection waits until they have started."""
+
+
 class Alarms:
     """Waits for instants, one timer per distinct instant however many wait for it.
 
@@ -203,9 +208,18 @@ class Alarms:
             for future in self._waiters.pop(instant, []):
                 future.cancel()
             raise
-        for future in self._waiters.pop(instant, []):
+        waiters = self._waiters.pop(instant, [])
+        pause = len(waiters) > PAUSE_COLLECTION_PAST and gc.isenabled()
+        if pause:
+            # The pass that starts them allocates as it goes: no collection in the middle of
+            # it (with thousands of runs held, one costs milliseconds). It resumes after the
+            # last has started: its wake-up is queued before `gc.enable`.
+            gc.disable()
+        for future in waiters:
             if not future.done():
                 future.set_result(None)
+        if pause:
+            asyncio.get_running_loop().call_soon(gc.enable)
 
     async def clear_of(self, span: float, patience: float = 0.1) -> None:
         """Return once no instant is due within `span` real seconds, waiting past those that

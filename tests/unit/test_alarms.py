@@ -4,12 +4,21 @@ instant however many runs wait for it."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from onair.timeutil import SLACK, Alarms, CompressedClock, SystemClock, sleep_until, trusted
+from onair.timeutil import (
+    PAUSE_COLLECTION_PAST,
+    SLACK,
+    Alarms,
+    CompressedClock,
+    SystemClock,
+    sleep_until,
+    trusted,
+)
 
 
 def test_short_sleeps_are_trusted_whole_and_long_ones_end_early_by_the_slack() -> None:
@@ -120,3 +129,29 @@ async def test_clear_of_returns_when_the_alarms_close_and_raises_when_cancelled_
     with pytest.raises(asyncio.CancelledError):
         await clearing
     alarms.close()
+
+
+async def test_a_crowded_instant_starts_its_waiters_without_a_collection_then_collects_again() -> (
+    None
+):
+    """Thousands of runs due at one instant start in one pass of the loop; a garbage
+    collection in the middle of it (milliseconds with that many runs held) would delay every
+    run after it. The collector is back on once they have all started."""
+    clock = SystemClock()
+    alarms = Alarms(clock)
+    instant = clock.now() + timedelta(milliseconds=20)
+    seen: list[bool] = []
+
+    async def run() -> None:
+        await alarms.wait(instant)
+        seen.append(gc.isenabled())
+
+    crowd = [asyncio.create_task(run()) for _ in range(PAUSE_COLLECTION_PAST + 1)]
+    await asyncio.gather(*crowd)
+    assert seen == [False] * len(crowd)
+    assert gc.isenabled()
+
+    seen.clear()
+    instant = clock.now() + timedelta(milliseconds=20)
+    await asyncio.gather(*(asyncio.create_task(run()) for _ in range(3)))
+    assert seen == [True] * 3

@@ -96,6 +96,9 @@ class Worker:
         self._active: dict[UUID, _Active] = {}
         self._ended: list[Ended] = []
         self._starts: list[dict[str, Any]] = []
+        self._starting: list[tuple[_Active, datetime]] = []  # to announce
+        # Runs in order of start, with the loop's time then: their real starts to write.
+        self._going: list[tuple[_Active, datetime, float]] = []
         self._ended_ready = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -326,9 +329,7 @@ class Worker:
             )
             await self._alarms.wait(claimed.due)
             started = self.clock.now()
-            loop = asyncio.get_running_loop()
-            loop.call_soon(self._announce_start, claimed, started)
-            loop.call_later(STARTS_WRITTEN_AFTER, self._note_start, active, started)
+            self._started(active, started)
             result = await operation.run(parameters, claimed.dependencies, context)
             outcome = Outcome.COMPLETED
         except asyncio.CancelledError:
@@ -354,17 +355,48 @@ class Worker:
         )
         self._ended_ready.set()
 
-    def _note_start(self, active: _Active, started: datetime) -> None:
-        """Have the real start of a run that is still going written (by `_record_loop`)."""
-        if active.task is not None and not active.task.done():
-            self._starts.append(
-                {
-                    "run_id": active.claimed.run_id,
-                    "task_id": active.claimed.task_id,
-                    "started_at": started,
-                }
-            )
+    def _started(self, active: _Active, started: datetime) -> None:
+        """Queue what follows a run's start: its announcement, soon, and the writing of its
+        real start once it has gone on for `STARTS_WRITTEN_AFTER`. Both are queued in bulk
+        (one callback for all the runs that start in a pass of the loop, one timer per
+        second), because a callback and a timer per run cost each run of a burst due at one
+        instant about as much as its own wake-up, and delayed the starts after it."""
+        loop = asyncio.get_running_loop()
+        if not self._starting:
+            loop.call_soon(self._announce_starts)
+        self._starting.append((active, started))
+        if not self._going:
+            loop.call_later(STARTS_WRITTEN_AFTER, self._note_starts)
+        self._going.append((active, started, loop.time()))
+
+    def _announce_starts(self) -> None:
+        starting, self._starting = self._starting, []
+        for active, started in starting:
+            self._announce(self._event(active.claimed, "started", started, started))
+
+    def _note_starts(self) -> None:
+        """Have the real starts of the runs still going after `STARTS_WRITTEN_AFTER` (real
+        seconds) written by `_record_loop`; those that started since wait for their turn."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() - STARTS_WRITTEN_AFTER
+        ready = 0
+        for active, started, at in self._going:
+            if at > due:
+                break
+            ready += 1
+            if active.task is not None and not active.task.done():
+                self._starts.append(
+                    {
+                        "run_id": active.claimed.run_id,
+                        "task_id": active.claimed.task_id,
+                        "started_at": started,
+                    }
+                )
+        del self._going[:ready]
+        if self._starts:
             self._ended_ready.set()
+        if self._going:
+            loop.call_later(max(self._going[0][2] - due, 0.001), self._note_starts)
 
     async def _record_starts(self) -> None:
         """Write the real starts `_note_start` collected, in one transaction. Best effort: a
@@ -420,9 +452,6 @@ class Worker:
             error=error,
             owner=claimed.owner,
         )
-
-    def _announce_start(self, claimed: Claimed, started: datetime) -> None:
-        self._announce(self._event(claimed, "started", started, started))
 
     def _announce(self, event: Event) -> None:
         """Publish a run's start here, and send it to the other nodes in the background."""
