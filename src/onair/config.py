@@ -121,7 +121,13 @@ class EngineSettings(BaseModel):
         ),
     )
     max_running: int = Field(
-        1000, ge=1, description="Runs a node holds at once; more due runs wait or go to others."
+        10_000,
+        ge=1,
+        description=(
+            "Runs a node holds at once (claimed ahead of their instant or running; about 3 KB "
+            "each while waiting); more due runs wait or go to others. Runs due at one instant "
+            "start on time only if the nodes together may hold them all."
+        ),
     )
     claim_batch: int = Field(500, ge=1, le=10_000, description="Runs claimed per transaction.")
     min_interval: timedelta = Field(
