@@ -39,6 +39,8 @@ from onair.store.database import Store
 DATABASE = "onair_bench_nodes"
 PG = "postgresql://postgres@127.0.0.1:5432"
 CONNECTIONS = 16
+
+
 def _psql(command: str, database: str = "postgres") -> None:
     subprocess.run(
         ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-q", "-c", command],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -97,7 +97,7 @@ class Event:
             data[key] = UUID(data[key]) if data[key] else None
         for key in ("at", "due"):
             data[key] = datetime.fromisoformat(data[key]) if data[key] else None
-        return replace(cls(**data), remote=True)
+        return cls(**data, remote=True)
 
 
 Subscriber = Callable[[Event], None]

@@ -396,7 +396,8 @@ class Worker:
         if self._starts:
             self._ended_ready.set()
         if self._going:
-            loop.call_later(max(self._going[0][2] - due, 0.001), self._note_starts)
+            # At most ten writes a second, however the starts are spread.
+            loop.call_later(max(self._going[0][2] - due, 0.1), self._note_starts)
 
     async def _record_starts(self) -> None:
         """Write the real starts `_note_start` collected, in one transaction. Best effort: a
