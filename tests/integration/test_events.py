@@ -72,13 +72,16 @@ async def test_a_batch_of_events_reaches_the_other_nodes_whole_and_in_order(
     postgresql_url: str,
 ) -> None:
     """Events are packed several to a notification (`packed`): the events of 300 tasks added at
-    once fill several notifications, and every event still arrives once and in order."""
+    once fill several notifications, and every event still arrives once and in order, on the
+    other node only."""
     settings = EngineSettings(lease="PT3S")  # type: ignore[arg-type]
     async with Store(postgresql_url) as store_a, Store(postgresql_url) as store_b:
         a = Engine(store_a, Registry([Test()]), settings=settings.model_copy(update={"node": "a"}))
         b = Engine(store_b, Registry([Test()]), settings=settings.model_copy(update={"node": "b"}))
         async with a, b:
+            on_a: list[Event] = []
             on_b: list[Event] = []
+            a.events.subscribe(lambda e: on_a.append(e) if e.kind == "created" else None)
             b.events.subscribe(lambda e: on_b.append(e) if e.kind == "created" else None)
             later = datetime.now(UTC) + timedelta(days=1)
             added = await a.add_many(
@@ -91,3 +94,6 @@ async def test_a_batch_of_events_reaches_the_other_nodes_whole_and_in_order(
             await asyncio.sleep(0.2)  # nothing arrives twice
             assert [e.task_id for e in on_b] == [t.id for t in added]
             assert all(e.remote and e.node == "a" for e in on_b)
+            # A node hears its own notifications too, and does not publish its events again.
+            assert [e.task_id for e in on_a] == [t.id for t in added]
+            assert not any(e.remote for e in on_a)

@@ -81,14 +81,22 @@ class Event:
         }
 
     def payload(self) -> str:
-        """The event as sent to other nodes (errors cut so it fits in a notification)."""
-        data = self.as_json()
+        """The event as sent to other nodes (errors cut so it fits in a notification). The
+        sender's node comes first (`sent_by`)."""
+        data = {"node": self.node, **self.as_json()}
         if data["error"] and len(data["error"]) > 2000:
             data["error"] = data["error"][:2000] + "…"
         extra = data.get("data")
         if extra and isinstance(extra.get("error"), str) and len(extra["error"]) > 2000:
             extra["error"] = extra["error"][:2000] + "…"
         return json.dumps(data, separators=(",", ":"))
+
+    @staticmethod
+    def sent_by(node: str) -> str:
+        """How the payload of an event of `node` begins: a node hears its own notifications
+        too, and tells its own events (two in three, where one node runs most) by this
+        prefix without parsing them."""
+        return '{"node":' + json.dumps(node) + ","
 
     @classmethod
     def from_payload(cls, payload: str) -> Event:

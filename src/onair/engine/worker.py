@@ -104,6 +104,7 @@ class Worker:
         self._stopping = False
         self._recording_fails = False
         self._beat = asyncio.Event()  # a heartbeat now, without waiting for its period
+        self._own_events = Event.sent_by(node)
 
     async def __aenter__(self) -> Worker:
         # What the process holds by now (modules, settings, compiled statements) lives as
@@ -180,9 +181,8 @@ class Worker:
         elif kind == "stop":
             self.stop_run(UUID(value), "Replaced by a later run.")
         elif kind == "event":
-            event = Event.from_payload(value)
-            if event.node != self.node:
-                self.events.publish(event)
+            if not value.startswith(self._own_events):
+                self.events.publish(Event.from_payload(value))
         elif kind == "due":
             self.due_changed(datetime.fromisoformat(value) if value else None)
 
