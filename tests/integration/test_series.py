@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -97,19 +98,21 @@ async def test_overlap_replace_cancels_the_running_one(engine: Engine) -> None:
 
 
 async def test_downtime_gives_one_late_run_and_records_the_missed(engine: Engine) -> None:
-    task = await engine.add(NewTask(Spec("test"), every(0.25, start=0.2)))
+    task = await engine.add(NewTask(Spec("test"), every(0.4, start=0.2)))
     await engine.__aexit__(None, None, None)
-    await asyncio.sleep(1.2)  # about four occurrences pass while the node is down
+    await asyncio.sleep(1.8)  # about four occurrences pass while the node is down
     await engine.__aenter__()
     async with asyncio.timeout(5):
         while (await engine.runs(task.id))[1] < 2:
             await asyncio.sleep(0.02)
     runs, _ = await engine.runs(task.id)
-    missed = [r for r in runs if r.outcome is Outcome.MISSED]
+    missed = sorted((r for r in runs if r.outcome is Outcome.MISSED), key=lambda r: r.due_at)
     ran = [r for r in runs if r.outcome is not Outcome.MISSED]
-    assert len(missed) == 1  # one record for the overtaken occurrences
+    # One record for the occurrences the downtime overtook (a loaded machine may miss another
+    # later, recorded apart).
+    assert missed
     assert missed[0].error is not None
-    assert "passed while a later one was already due" in missed[0].error
+    assert re.match(r"Missed: [3-5] occurrences from .* passed while a later one", missed[0].error)
     assert len(ran) >= 1
     await engine.cancel(task.id)
 

@@ -38,7 +38,8 @@ SETTINGS = settings(max_examples=25, deadline=None)
 @cache
 def _segments(name: str) -> list[tuple[datetime, timedelta]]:
     """(start, offset) of each stretch of constant offset in the window, found by scanning
-    every hour and bisecting to the second."""
+    every six hours and bisecting to the second (no zone changes its offset twice within six
+    hours; scanning every hour took 6 s for 30 zones, in each test process)."""
     zone = ZoneInfo(name)
 
     def offset(instant: datetime) -> timedelta:
@@ -48,7 +49,7 @@ def _segments(name: str) -> list[tuple[datetime, timedelta]]:
 
     start, end = WINDOW[0] - timedelta(days=2), WINDOW[1] + timedelta(days=2)
     segments = [(start, offset(start))]
-    step = timedelta(hours=1)
+    step = timedelta(hours=6)
     at = start
     while at < end:
         nxt = at + step

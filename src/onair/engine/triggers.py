@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import types
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -337,11 +338,9 @@ class Cron:
         instants are whole minutes, and croniter counts in float timestamps, which past the
         year 2500 round 00:00:59.999999 up to the next minute and skip it."""
         try:
-            found: datetime = croniter(
-                self.expression,
-                wall.replace(microsecond=0),
-                max_years_between_matches=HORIZON_YEARS,
-            ).get_next(datetime)
+            found: datetime = _croniter(self.expression, wall.replace(microsecond=0)).get_next(
+                datetime
+            )
         except CroniterBadDateError:
             if wall.year + HORIZON_YEARS >= MAXYEAR or (
                 end is not None and end.year - wall.year < HORIZON_YEARS
@@ -351,6 +350,30 @@ class Cron:
         except (OverflowError, ValueError):
             return None
         return found
+
+
+_CRONS = threading.local()
+"""Per thread (rules are evaluated off the event loop too), one croniter per expression."""
+CRONS_KEPT = 256
+
+
+def _croniter(expression: str, wall: datetime) -> croniter:
+    """A croniter for `expression` set at `wall`. Building one parses and expands the
+    expression, which costs four times a search (270-350 µs against 73 µs here), and a
+    claim, a preview or a simulation asks for the next instant again and again: the parsed
+    croniter is kept, and set to each new start."""
+    kept: dict[str, croniter] | None = getattr(_CRONS, "kept", None)
+    if kept is None:
+        kept = _CRONS.kept = {}
+    found = kept.get(expression)
+    if found is None:
+        found = croniter(expression, wall, max_years_between_matches=HORIZON_YEARS)
+        if len(kept) >= CRONS_KEPT:
+            kept.clear()
+        kept[expression] = found
+    else:
+        found.set_current(wall, force=True)
+    return found
 
 
 _PERIODS = {
