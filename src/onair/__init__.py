@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from onair.accounts.credits import Accounts, CreditTransaction, Plan, User
-    from onair.accounts.tokens import Principal, Role
+    from onair.accounts.roles import Role
+    from onair.accounts.tokens import Principal
     from onair.app import Scheduler
     from onair.config import Settings
     from onair.engine.core import Engine
@@ -59,7 +60,7 @@ _EXPORTS = {
     "Principal": "onair.accounts.tokens",
     "Problem": "onair.errors",
     "RecurrenceType": "onair.wire",
-    "Role": "onair.accounts.tokens",
+    "Role": "onair.accounts.roles",
     "RunContext": "onair.engine.registry",
     "ScheduledTask": "onair.wire",
     "Scheduler": "onair.app",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from onair.accounts.tokens import Role, create_token
 from onair.config import AuthSettings
@@ -205,6 +206,9 @@ async def test_clean_and_db_upgrade(shared_server: Server, tmp_path: Path) -> No
     assert (tmp_path / "fresh.db").stat().st_size > 0
 
 
+# The CLI speaks HTTP: which database the node keeps its tasks in changes nothing it sends or
+# shows here, and the test starts some twenty CLI processes (a minute on a loaded machine).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_every_tasks_command_speaks_to_a_protected_node(
     start_server: Callable[..., Server], database_url: str
 ) -> None:

@@ -171,11 +171,13 @@ async def test_neither_of_two_postgresql_nodes_runs_a_paused_task(
             Engine(one, registry, settings=engine_settings) as a,
             Engine(two, registry, settings=engine_settings) as b,
         ):
-            start = datetime.now(UTC) + timedelta(seconds=0.3)
+            # Six adds and six pauses before the first instant, even on a loaded machine
+            # (0.3 s ahead was once too little).
+            start = datetime.now(UTC) + timedelta(seconds=1.5)
             ids = [await series(a if i % 2 else b, start) for i in range(6)]
             for i, task_id in enumerate(ids):
                 await (b if i % 2 else a).pause(task_id, "ola", None)
-            await asyncio.sleep(0.3 + 3 * STEP.total_seconds())
+            await asyncio.sleep(max((start - datetime.now(UTC)).total_seconds(), 0) + 0.6)
             for task_id in ids:
                 assert await runs_of(a, task_id) == []
             for i, task_id in enumerate(ids):

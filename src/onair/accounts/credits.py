@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from onair.accounts.tokens import Principal, Role
+from onair.accounts.roles import Role
+from onair.accounts.tokens import Principal
 from onair.config import PlanSettings
 from onair.store import accounts as queries
 from onair.store.database import Store

@@ -12,20 +12,15 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 
 import jwt
 
+from onair.accounts.roles import Role as Role  # re-exported, as it was defined here
 from onair.config import DEVELOPMENT_SECRET, AuthSettings
 from onair.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("onair.auth")
-
-
-class Role(StrEnum):
-    USER = "user"
-    ADMIN = "admin"
 
 
 @dataclass(frozen=True)

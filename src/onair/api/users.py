@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
 from onair.accounts.credits import CreditTransaction, User
-from onair.accounts.tokens import Role
+from onair.accounts.roles import Role
 from onair.api import documentation
 from onair.api.deps import NO_TELEMETRY, AccountsDep, CurrentUser, Limit, Offset
 from onair.api.errors import Shape, install_errors
