@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from onair.config import EngineSettings
@@ -49,23 +51,30 @@ async def test_created_started_completed_failed_cancelled(engine: Engine) -> Non
     assert all(e.node == engine.node for e in seen)
 
 
-async def test_events_reach_the_other_nodes(postgresql_url: str) -> None:
+@contextlib.asynccontextmanager
+async def two_nodes(url: str) -> AsyncIterator[tuple[Engine, Engine]]:
+    """Engines `a` and `b` on two stores of one PostgreSQL database."""
     settings = EngineSettings(lease="PT3S")  # type: ignore[arg-type]
-    async with Store(postgresql_url) as store_a, Store(postgresql_url) as store_b:
+    async with Store(url) as store_a, Store(url) as store_b:
         a = Engine(store_a, Registry([Test()]), settings=settings.model_copy(update={"node": "a"}))
         b = Engine(store_b, Registry([Test()]), settings=settings.model_copy(update={"node": "b"}))
         async with a, b:
-            on_b: list[Event] = []
-            b.events.subscribe(on_b.append)
-            task = await a.add(NewTask(Spec("test"), Spec("now")))
-            async with asyncio.timeout(10):
-                while not any(e.kind == "completed" for e in on_b):
-                    await asyncio.sleep(0.01)
-            created = next(e for e in on_b if e.kind == "created")
-            assert created.task_id == task.id
-            assert created.node == "a"
-            assert created.remote
-            assert {e.kind for e in on_b} >= {"created", "started", "completed"}
+            yield a, b
+
+
+async def test_events_reach_the_other_nodes(postgresql_url: str) -> None:
+    async with two_nodes(postgresql_url) as (a, b):
+        on_b: list[Event] = []
+        b.events.subscribe(on_b.append)
+        task = await a.add(NewTask(Spec("test"), Spec("now")))
+        async with asyncio.timeout(10):
+            while not any(e.kind == "completed" for e in on_b):
+                await asyncio.sleep(0.01)
+        created = next(e for e in on_b if e.kind == "created")
+        assert created.task_id == task.id
+        assert created.node == "a"
+        assert created.remote
+        assert {e.kind for e in on_b} >= {"created", "started", "completed"}
 
 
 async def test_a_batch_of_events_reaches_the_other_nodes_whole_and_in_order(
@@ -74,26 +83,22 @@ async def test_a_batch_of_events_reaches_the_other_nodes_whole_and_in_order(
     """Events are packed several to a notification (`packed`): the events of 300 tasks added at
     once fill several notifications, and every event still arrives once and in order, on the
     other node only."""
-    settings = EngineSettings(lease="PT3S")  # type: ignore[arg-type]
-    async with Store(postgresql_url) as store_a, Store(postgresql_url) as store_b:
-        a = Engine(store_a, Registry([Test()]), settings=settings.model_copy(update={"node": "a"}))
-        b = Engine(store_b, Registry([Test()]), settings=settings.model_copy(update={"node": "b"}))
-        async with a, b:
-            on_a: list[Event] = []
-            on_b: list[Event] = []
-            a.events.subscribe(lambda e: on_a.append(e) if e.kind == "created" else None)
-            b.events.subscribe(lambda e: on_b.append(e) if e.kind == "created" else None)
-            later = datetime.now(UTC) + timedelta(days=1)
-            added = await a.add_many(
-                [
-                    NewTask(Spec("test", {"n": i}), Spec("at", {"datetime": later.isoformat()}))
-                    for i in range(300)
-                ]
-            )
-            await collect(on_b, 300)
-            await asyncio.sleep(0.2)  # nothing arrives twice
-            assert [e.task_id for e in on_b] == [t.id for t in added]
-            assert all(e.remote and e.node == "a" for e in on_b)
-            # A node hears its own notifications too, and does not publish its events again.
-            assert [e.task_id for e in on_a] == [t.id for t in added]
-            assert not any(e.remote for e in on_a)
+    async with two_nodes(postgresql_url) as (a, b):
+        on_a: list[Event] = []
+        on_b: list[Event] = []
+        a.events.subscribe(lambda e: on_a.append(e) if e.kind == "created" else None)
+        b.events.subscribe(lambda e: on_b.append(e) if e.kind == "created" else None)
+        later = datetime.now(UTC) + timedelta(days=1)
+        added = await a.add_many(
+            [
+                NewTask(Spec("test", {"n": i}), Spec("at", {"datetime": later.isoformat()}))
+                for i in range(300)
+            ]
+        )
+        await collect(on_b, 300)
+        await asyncio.sleep(0.2)  # nothing arrives twice
+        assert [e.task_id for e in on_b] == [t.id for t in added]
+        assert all(e.remote and e.node == "a" for e in on_b)
+        # A node hears its own notifications too, and does not publish its events again.
+        assert [e.task_id for e in on_a] == [t.id for t in added]
+        assert not any(e.remote for e in on_a)

@@ -47,7 +47,7 @@ RECORD_BATCH = 250
 one would delay the starts due meanwhile."""
 
 STARTS_WRITTEN_AFTER = 1.0
-"""Seconds after its start a run still going has its real start written (`_note_start`).
+"""Seconds after its start a run still going has its real start written (`_note_starts`).
 The claim records the planned start (runs are claimed a little ahead of their instant); a
 shorter run's real start is written with its end, in the same transaction, so that the
 runs that are over in a moment cost no more writes."""
@@ -358,9 +358,10 @@ class Worker:
     def _started(self, active: _Active, started: datetime) -> None:
         """Queue what follows a run's start: its announcement, soon, and the writing of its
         real start once it has gone on for `STARTS_WRITTEN_AFTER`. Both are queued in bulk
-        (one callback for all the runs that start in a pass of the loop, one timer per
-        second), because a callback and a timer per run cost each run of a burst due at one
-        instant about as much as its own wake-up, and delayed the starts after it."""
+        (one callback for all the runs that start in a pass of the loop, one timer for all
+        that start within a tenth of a second), because a callback and a timer per run cost
+        each run of a burst due at one instant about as much as its own wake-up, and delayed
+        the starts after it."""
         loop = asyncio.get_running_loop()
         if not self._starting:
             loop.call_soon(self._announce_starts)
@@ -400,7 +401,7 @@ class Worker:
             loop.call_later(max(self._going[0][2] - due, 0.1), self._note_starts)
 
     async def _record_starts(self) -> None:
-        """Write the real starts `_note_start` collected, in one transaction. Best effort: a
+        """Write the real starts `_note_starts` collected, in one transaction. Best effort: a
         start that cannot be written now is written with its run's end."""
         starts, self._starts = self._starts, []
         try:
