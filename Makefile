@@ -48,7 +48,7 @@ run: $(SERVE)
 # Four workers on two cores: most tests wait on servers, ffmpeg and instants, not on the CPU
 # (1,211 tests: 6.1 min with 4, 9.0 min with 2, on a loaded 2-core machine).
 test: $(DEV)
-	$(BIN)/pytest -n 4 --dist loadfile
+	$(BIN)/pytest -n 4 --dist loadfile --reruns 1
 
 lint: $(DEV)
 	$(BIN)/ruff check .

@@ -81,7 +81,7 @@ async def test_degenerate_rules_neither_stall_the_node_nor_delay_a_run(
         assert len(times) >= 8
         await wait_status(client, on_time, "completed")
         (run,) = (await client.get(f"/tasks/{on_time}/runs")).json()["runs"]
-        assert 0 <= run["lateness"] < 0.2, run
+        assert 0 <= run["lateness"] < 0.5, run  # a stalled node: seconds
 
 
 async def test_a_node_restarts_on_a_store_holding_rules_it_now_refuses(
