@@ -25,12 +25,16 @@ async def test_restart_after_sigkill(
     async with first.client() as client:
         done = await schedule(client)
         await wait_status(client, done, "completed")
+        due = datetime.now(UTC) + timedelta(seconds=8)
         later = await schedule(client, condition=at(8))
         busy = await schedule(client, parameters={"sleep": 60})
         await wait_status(client, busy, "running")
     first.kill()
 
     second = start_server(database_url, ONAIR__ENGINE__LEASE=LEASE)
+    # A node that comes up after the instant (a start of seconds on a loaded machine) runs the
+    # task as it starts: it is late by that much, and only that much.
+    up_late = max(0.0, (datetime.now(UTC) - due).total_seconds())
     async with second.client() as client:
         assert (await client.get(f"/tasks/{done}")).json()["status"] == "completed"
         failed = await wait_status(client, busy, "failed", within=10)
@@ -41,7 +45,7 @@ async def test_restart_after_sigkill(
 
         completed = await wait_status(client, later, "completed", within=15)
         run = (await client.get(f"/tasks/{later}/runs")).json()["runs"][0]
-        assert 0 <= run["lateness"] < LATE, run
+        assert 0 <= run["lateness"] < LATE + up_late, run
         assert completed["result"]["parameters"] == {}
 
 
