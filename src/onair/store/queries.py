@@ -313,9 +313,13 @@ async def list_tasks(
 # The statements of the claim loop, built once: it runs them every turn, and building a
 # statement costs SQLAlchemy more than SQLite takes to run these.
 EARLIEST_DUE = select(func.min(tasks.c.due_at))
+# Ordered, so that the index is read from its low end whatever the planner's statistics say:
+# unordered, PostgreSQL without fresh statistics (a new table, autovacuum off) scanned the
+# whole table for it, 5-9 ms a turn at 40k rows.
 COUNT_DUE = select(func.count()).select_from(
     select(tasks.c.due_at)
     .where(tasks.c.due_at <= bindparam("horizon"))
+    .order_by(tasks.c.due_at)
     .limit(bindparam("cap"))
     .subquery()
 )
@@ -459,15 +463,14 @@ async def dependents(conn: Connection, ids: Iterable[UUID]) -> list[UUID]:
     ids = list(ids)
     if not ids:
         return []
-    query = (
-        select(task_dependencies.c.task_id)
-        .join(tasks, tasks.c.id == task_dependencies.c.task_id)
-        .where(
-            task_dependencies.c.dependency_id.in_(ids),
-            tasks.c.status == "pending",
-            tasks.c.due_at.is_(None),
-        )
-        .distinct()
+    # The edges first, by their index: most runs that end have no dependents, and a join
+    # left to the planner read every pending task when its statistics were stale (3-7 ms).
+    edges = select(task_dependencies.c.task_id).where(task_dependencies.c.dependency_id.in_(ids))
+    waiting = set((await conn.execute(edges)).scalars())
+    if not waiting:
+        return []
+    query = select(tasks.c.id).where(
+        tasks.c.id.in_(waiting), tasks.c.status == "pending", tasks.c.due_at.is_(None)
     )
     return list((await conn.execute(query)).scalars())
 
