@@ -207,7 +207,7 @@ async def main(argv: list[str]) -> None:
         print("ready", flush=True)
         await loop.run_in_executor(None, sys.stdin.readline)
         profile = settings.get("profile")  # a path: cProfile this node's load, to that file
-        profiler = cProfile.Profile() if profile and node == "node-a" else None
+        profiler = cProfile.Profile() if profile else None
         if profiler is not None:
             profiler.enable()
         cpu = time.process_time()
@@ -218,7 +218,7 @@ async def main(argv: list[str]) -> None:
         await asyncio.sleep(max(0.0, last - time.time()) + DRAIN)
         if profiler is not None:
             profiler.disable()
-            profiler.dump_stats(profile)
+            profiler.dump_stats(f"{profile}.{node}")
         report = {
             "node": node,
             "created": created,

@@ -2,15 +2,19 @@
 this node and mean nothing on another one; a client that reconnects to the same node with
 `Last-Event-ID` first gets what it missed from the history kept here (the last
 `events.history`, at most `events.history_size` events), then the live stream. After a restart
-the history is empty and ids start again at 1."""
+the history is empty and ids start again at 1. Other nodes' events are kept only while
+someone reads the stream here or did within `events.history`: a node nobody watches drops
+them unread."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from onair.config import EventsSettings
@@ -39,7 +43,9 @@ class EventLog:
         self._history: deque[Numbered] = deque(maxlen=settings.history_size)
         self._last = 0
         self._changed: asyncio.Event | None = None
-        engine.events.subscribe(self.keep)
+        self._readers = 0
+        self._left = -math.inf
+        engine.events.subscribe(self.keep, remote=self.watched)
 
     @property
     def last(self) -> int:
@@ -55,6 +61,13 @@ class EventLog:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+    def watched(self) -> bool:
+        """Whether other nodes' events are worth keeping: someone follows this node's stream, or
+        followed it within `history` and may come back for what it missed. Until then the
+        node drops them unread (`Events.subscribe`)."""
+        history = self.settings.history.total_seconds()
+        return self._readers > 0 or time.monotonic() - self._left < history
 
     def since(self, last: int) -> list[Numbered]:
         """The kept events after id `last`, oldest first."""
@@ -83,3 +96,14 @@ class EventLog:
                     await changed.wait()
             except TimeoutError:
                 yield None
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A reader of the stream, from before its first byte: other nodes' events are kept
+        from then on (`watched`)."""
+        self._readers += 1
+        try:
+            yield
+        finally:
+            self._readers -= 1
+            self._left = time.monotonic()

@@ -49,12 +49,13 @@ def _filter(caller: Caller, task: UUID | None, operation: str | None) -> Filter:
 
 
 async def _sse(log: EventLog, last: int, keep: Filter) -> AsyncIterator[str]:
-    yield "retry: 2000\n\n"  # reconnect after 2 s, with Last-Event-ID
-    async for numbered in log.follow(last):
-        if numbered is None:
-            yield ": keep-alive\n\n"
-        elif keep(numbered.event):
-            yield numbered.sse()
+    with log.reading():
+        yield "retry: 2000\n\n"  # reconnect after 2 s, with Last-Event-ID
+        async for numbered in log.follow(last):
+            if numbered is None:
+                yield ": keep-alive\n\n"
+            elif keep(numbered.event):
+                yield numbered.sse()
 
 
 def _stream(log: EventLog, last: int, keep: Filter) -> StreamingResponse:

@@ -117,14 +117,14 @@ class Metrics:
             registry=self.registry,
         )
         self._starts: dict[UUID, datetime] = {}
-        engine.events.subscribe(self.observe)
+        engine.events.subscribe(self.observe, remote=False)
         if asrun is not None:
             asrun.watch(self.aired)
         engine.events.on_timing(self.timing)
 
     def observe(self, event: Event) -> None:
         """Count one event; other nodes' events are theirs to count."""
-        if event.remote or event.run_id is None:
+        if event.run_id is None:
             return  # a task-level change (created, cancelled while pending) is not a run
         node, operation = self.node, event.operation
         if event.kind == "started":

@@ -3,18 +3,23 @@
 
 Events are published on the node where the change happened, after it was committed. On
 PostgreSQL the same event is also sent to the other nodes through the store's notifications,
-where it is published again with `remote` set, so every node's watchers see every change.
+where it is published again with `remote` set, so every node's watchers see every change. A
+watcher says whether it wants those (`Events.subscribe`): a node whose watchers want none (the
+metrics and the webhooks count their own node's runs; the event stream wants them only while it
+is followed) drops what the others send unread, which at thousands of runs a second is a fifth
+of a node's work.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 log = logging.getLogger("onair.events")
 
@@ -82,25 +87,38 @@ class Event:
 
     def payload(self) -> str:
         """The event as sent to other nodes (errors cut so it fits in a notification). The
-        sender's node comes first (`sent_by`)."""
-        data = {"node": self.node, **self.as_json()}
-        if data["error"] and len(data["error"]) > 2000:
-            data["error"] = data["error"][:2000] + "…"
-        extra = data.get("data")
-        if extra and isinstance(extra.get("error"), str) and len(extra["error"]) > 2000:
-            extra["error"] = extra["error"][:2000] + "…"
-        return json.dumps(data, separators=(",", ":"))
+        sender's node comes first (`sent_by`). orjson writes the ids and instants as `as_json`
+        does, in a tenth of the time (a node sends two of these per run); what it does not
+        know, such as the UUIDs of asyncpg's rows, it writes as `str` does."""
+        extra = None if self.data is None else dict(self.data)
+        if extra and isinstance(extra.get("error"), str):
+            extra["error"] = _cut(extra["error"])
+        data = {
+            "node": self.node,
+            "kind": self.kind,
+            "task_id": self.task_id,
+            "operation": self.operation,
+            "at": self.at,
+            "run_id": self.run_id,
+            "due": self.due,
+            "lateness": self.lateness,
+            "error": None if self.error is None else _cut(self.error),
+            "owner": self.owner,
+            "note": self.note,
+            **({} if extra is None else {"data": extra}),
+        }
+        return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
     @staticmethod
     def sent_by(node: str) -> str:
         """How the payload of an event of `node` begins: a node hears its own notifications
         too, and tells its own events (two in three, where one node runs most) by this
         prefix without parsing them."""
-        return '{"node":' + json.dumps(node) + ","
+        return '{"node":' + orjson.dumps(node).decode() + ","
 
     @classmethod
     def from_payload(cls, payload: str) -> Event:
-        data = json.loads(payload)
+        data = orjson.loads(payload)
         for key in ("task_id", "run_id"):
             data[key] = UUID(data[key]) if data[key] else None
         for key in ("at", "due"):
@@ -108,8 +126,18 @@ class Event:
         return cls(**data, remote=True)
 
 
+def _cut(error: str) -> str:
+    return error if len(error) <= 2000 else error[:2000] + "…"
+
+
 Subscriber = Callable[[Event], None]
 Timer = Callable[[str, float], None]
+Remote = bool | Callable[[], bool]
+"""Whether a subscriber wants other nodes' events: always, never, or when a function says so."""
+
+
+def _wants(remote: Remote) -> bool:
+    return remote if isinstance(remote, bool) else remote()
 
 
 class Events:
@@ -117,16 +145,24 @@ class Events:
     logged and the others still get the event."""
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[tuple[Subscriber, Remote]] = []
         self._timers: list[Timer] = []
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Call `subscriber` with every event from now on; returns the way to stop."""
-        self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber)
+    def subscribe(self, subscriber: Subscriber, remote: Remote = True) -> Callable[[], None]:
+        """Call `subscriber` with every event from now on, other nodes' ones too as `remote`
+        says (a function: asked as each arrives); returns the way to stop."""
+        entry = (subscriber, remote)
+        self._subscribers.append(entry)
+        return lambda: self._subscribers.remove(entry)
+
+    def remote_wanted(self) -> bool:
+        """Whether any subscriber wants other nodes' events now."""
+        return any(_wants(remote) for _, remote in self._subscribers)
 
     def publish(self, event: Event) -> None:
-        for subscriber in list(self._subscribers):
+        for subscriber, remote in list(self._subscribers):
+            if event.remote and not _wants(remote):
+                continue
             try:
                 subscriber(event)
             except Exception:

@@ -181,7 +181,7 @@ class Worker:
         elif kind == "stop":
             self.stop_run(UUID(value), "Replaced by a later run.")
         elif kind == "event":
-            if not value.startswith(self._own_events):
+            if not value.startswith(self._own_events) and self.events.remote_wanted():
                 self.events.publish(Event.from_payload(value))
         elif kind == "due":
             self.due_changed(datetime.fromisoformat(value) if value else None)

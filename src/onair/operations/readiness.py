@@ -252,7 +252,7 @@ class ReadinessPlanner:
         self.settings = settings
         self.stream_lead = stream_lead
         self._pending: set[asyncio.Task[None]] = set()
-        self._stop = engine.events.subscribe(self.observe)
+        self._stop = engine.events.subscribe(self.observe, remote=False)
 
     async def __aenter__(self) -> ReadinessPlanner:
         return self
@@ -263,7 +263,7 @@ class ReadinessPlanner:
             await asyncio.wait(set(self._pending))
 
     def observe(self, event: Event) -> None:
-        if event.remote or event.operation != Stream.name or event.run_id is not None:
+        if event.operation != Stream.name or event.run_id is not None:
             return
         if event.kind == "created":
             self._spawn(self._plan(event.task_id))

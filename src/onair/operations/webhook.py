@@ -136,7 +136,7 @@ class Alerter:
         self.engine = engine
         self.settings = settings
         self._adding: set[asyncio.Task[None]] = set()
-        self._stops = [engine.events.subscribe(self.observe), asrun.watch(self.aired)]
+        self._stops = [engine.events.subscribe(self.observe, remote=False), asrun.watch(self.aired)]
 
     async def __aenter__(self) -> Alerter:
         return self
@@ -148,7 +148,7 @@ class Alerter:
             await asyncio.wait(set(self._adding))
 
     def observe(self, event: Event) -> None:
-        if event.remote or event.operation == DeliverWebhook.name or event.run_id is None:
+        if event.operation == DeliverWebhook.name or event.run_id is None:
             return
         if event.kind == "readiness" and event.data is not None:
             verdict = dict(event.data)
