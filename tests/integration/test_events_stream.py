@@ -195,6 +195,49 @@ async def test_another_nodes_events(
     assert events[1]["node"] == events[2]["node"] in ("node-a", "node-b")
 
 
+async def test_nodes_carry_on_when_the_database_drops_their_connections(
+    start_server: Callable[..., Server], postgresql_url: str
+) -> None:
+    """Every connection of both nodes closed by the database, as a restart does: the next
+    requests, claims and heartbeats get fresh pooled connections, not errors, and each node
+    listens to the other again (it says so in its log)."""
+    a = start_server(postgresql_url, ONAIR__ENGINE__NODE="node-a")
+    b = start_server(postgresql_url, ONAIR__ENGINE__NODE="node-b")
+    async with a.client() as on_a, b.client() as on_b:
+        await wait_status(on_a, await schedule(on_a), "completed")
+        await wait_status(on_b, await schedule(on_b), "completed")
+        assert await drop_connections(postgresql_url) >= 4  # listeners and pooled ones
+        async with asyncio.timeout(15):
+            while "listening to the other nodes again" not in b.log.read_text():
+                await asyncio.sleep(0.05)
+        async with listen(on_b) as stream:
+            task = await schedule(on_a)
+            events = await stream.of(task, 3)
+    assert kinds(events) == ["created", "started", "completed"]
+    assert events[0]["node"] == "node-a"
+    for server in (a, b):  # no claim, heartbeat or request met a closed connection
+        assert "Traceback" not in server.log.read_text()
+
+
+async def drop_connections(url: str) -> int:
+    """Close every other connection to the database of `url`, server side."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    connection = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await connection.close()
+
+
 # Who may listen -------------------------------------------------------------------------------
 
 DEV = AuthSettings()

@@ -22,6 +22,7 @@ from alembic.config import Config
 from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
@@ -58,6 +59,7 @@ class Store:
         self.dialect = make_url(self.url).get_backend_name()
         self._pool: AsyncEngine | None = None
         self._listener: Any = None
+        self._relistening: asyncio.Task[None] | None = None
         self._checkpointer: sqlite.Checkpointer | None = None
         self._connection: sqlite.InlineConnection | None = None
         self._turn = asyncio.Lock()
@@ -68,11 +70,11 @@ class Store:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 json_serializer=schema.dumps,
                 json_deserializer=schema.loads,
             )
             self.sync_engine = self._pool.sync_engine
+            event.listen(self.sync_engine, "checkout", _alive)
 
     def _sqlite_engine(self) -> Engine:
         database = make_url(self.url).database or ":memory:"
@@ -249,9 +251,6 @@ class Store:
             return
         import asyncpg
 
-        url = make_url(self.url).set(drivername="postgresql")
-        self._listener = await asyncpg.connect(url.render_as_string(hide_password=False))
-
         def heard(*args: Any) -> None:
             for payload in args[-1].split("\n"):
                 try:
@@ -259,11 +258,44 @@ class Store:
                 except Exception:  # the others packed with it are still heard
                     log.exception("a notification could not be handled: %.200r", payload)
 
-        await self._listener.add_listener(CHANNEL, heard)
+        url = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+        async def connect() -> None:
+            listener = await asyncpg.connect(url)
+            await listener.add_listener(CHANNEL, heard)
+            listener.add_termination_listener(lost)
+            self._listener = listener
+
+        def lost(connection: Any) -> None:
+            if connection is self._listener:  # not closed by `stop_listening`
+                self._listener = None
+                self._relistening = asyncio.create_task(relisten(), name="onair-relisten")
+
+        async def relisten() -> None:
+            """Back on the channel as soon as the database lets it (a restart, a dropped
+            connection): what was sent meanwhile is lost, so the callback then hears `due `
+            (work may have become due unheard) and the worker looks again."""
+            log.warning("the notification connection was lost; listening again when possible")
+            delay = 0.1
+            while True:
+                try:
+                    await connect()
+                    break
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            log.warning("listening to the other nodes again")
+            heard("due ")
+
+        await connect()
 
     async def stop_listening(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
+        listener, self._listener = self._listener, None
+        if self._relistening is not None:
+            self._relistening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relistening
+        if listener is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.close(), 5)
 
@@ -291,6 +323,15 @@ def packed(payloads: Iterable[str]) -> list[str]:
     if batch:
         notifications.append("\n".join(batch))
     return notifications
+
+
+def _alive(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    """At checkout, a pooled connection the server has closed (a restart, an idle timeout) is
+    replaced by a fresh one (SQLAlchemy retries on DisconnectionError). asyncpg knows it from
+    the socket, for free; SQLAlchemy's `pool_pre_ping` asked the server instead, three round
+    trips (BEGIN, a ping, ROLLBACK) before every transaction."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the database closed this connection")
 
 
 def _lock_key(name: str) -> int:
