@@ -281,7 +281,7 @@ class Store:
                 try:
                     await connect()
                     break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except Exception:  # refused, down, starting: all the same, try again
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
             log.warning("listening to the other nodes again")
