@@ -233,7 +233,8 @@ async def _spawn(system: str, url: str, node: str, rate: float, duration: float)
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), 60)
     if line.strip() != b"ready":
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
+            process.kill()
         raise RuntimeError(f"{system} node {node} did not start: {line[:300]!r}")
     return process
 
@@ -482,12 +483,20 @@ async def run(options: Options) -> list[Row]:
             log(f"  {system} {version(system)}: {json.dumps(SETTINGS[system])}")
     scenario = f"9 sustained, due 1-5 s, {duration:.0f} s per rate"
     results: list[Result] = []
+    failed: list[Row] = []
     for system in systems:
         for nodes in options.nodes or [2]:
             log(f"scenario {scenario}: {system} x{nodes}")
             rates = options.rates or PLAN[system]
-            results += await climb(system, nodes, rates[:1] if options.quick else rates, duration)
-    rows = [*sustained_rows(results, scenario), *rows_of(results, scenario)]
+            try:
+                results += await climb(
+                    system, nodes, rates[:1] if options.quick else rates, duration
+                )
+            except Exception as error:  # one system that cannot run loses only its own rows
+                log(f"  {system} x{nodes} failed: {type(error).__name__}: {error}")
+                note = f"{type(error).__name__}: {error}"[:120]
+                failed.append(Row(scenario, f"{system} x{nodes}", "error", note))
+    rows = [*sustained_rows(results, scenario), *rows_of(results, scenario), *failed]
     if not options.nodes and not options.systems:
         # More nodes on the same load (they share this machine's cores: the point is what
         # contention costs, not speed-up): onair x1, x2, x4 at the highest rate that x2 held.
