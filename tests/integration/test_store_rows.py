@@ -143,3 +143,36 @@ async def test_json_text_written_by_the_json_module_still_reads(tmp_path: Path) 
             back = (await conn.execute(select(tasks.c.result).where(tasks.c.id == row["id"]))).one()
     assert back.result["y"] == 1
     assert math.isnan(back.result["x"])
+
+
+async def test_the_claim_loops_reads_use_their_indexes_without_statistics(
+    postgresql_url: str,
+) -> None:
+    """A table PostgreSQL has never analyzed (new, bulk-loaded, autovacuum off): the count of
+    the runs due soon and the lookup of a run's dependents read their indexes, not the whole
+    table (a sequential scan of 40k finished tasks cost 4.7 ms every claim turn)."""
+    now = datetime.now(UTC)
+    async with Store(postgresql_url) as store, store.begin() as conn:
+        await queries.execute_many(conn, tasks.insert(), [task_row(now) for _ in range(1)])
+        await conn.exec_driver_sql(
+            "INSERT INTO tasks SELECT gen_random_uuid(), operation, operation_parameters,"
+            " condition, condition_parameters, dependencies, 'completed', owner, name, policy,"
+            " created_at, updated_at, NULL, NULL, occurrences, runs, active, attempt"
+            " FROM tasks, generate_series(1, 20000)"
+        )
+        plans = {}
+        for name, statement, values in [
+            ("count", queries.COUNT_DUE, {"horizon": now, "cap": 10_000}),
+            ("claim", queries.CLAIM_DUE, {"horizon": now, "limit": 500}),
+            ("earliest", queries.EARLIEST_DUE, {}),
+            ("edges", queries.dependency_edges([uuid.uuid4()]), {}),
+        ]:
+            compiled = statement.compile(
+                dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+            )
+            sql, params = str(compiled), compiled.construct_params(values)
+            order = compiled.positiontup or []
+            rows = await conn.exec_driver_sql(f"EXPLAIN {sql}", tuple(params[key] for key in order))
+            plans[name] = "\n".join(row[0] for row in rows)
+    scanned = {name: plan for name, plan in plans.items() if "Index" not in plan}
+    assert not scanned, scanned
